@@ -1,0 +1,1 @@
+"""Evaluation: BraTS metrics (Dice, IoU, HD95) and the visual report."""

@@ -1,0 +1,1 @@
+"""Inference: sliding-window prediction, post-processing, writing back to the original space."""

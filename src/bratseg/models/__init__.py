@@ -1,0 +1,1 @@
+"""3D UNet / ResUNet family."""

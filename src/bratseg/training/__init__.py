@@ -1,0 +1,1 @@
+"""Training: patch sampling, augmentation, losses, the loop, checkpoints and tracking."""
