@@ -1,13 +1,14 @@
 """Typed, frozen parameters.
 
-``params.yaml`` is read by the workflow layer (Snakefile, ``workflow/scripts``); this module receives the parsed
-mapping, validates it against the one schema (``workflow/schemas/params.schema.yaml``) and returns frozen
-dataclasses. Nothing in ``bratseg`` reads YAML. Each section can also be built on its own with
+``params.yaml`` is read by the workflow layer (Snakefile, ``workflow/scripts``); this module receives the
+parsed mapping, validates it against the one schema (``workflow/schemas/params.schema.yaml``) and returns
+frozen dataclasses. Nothing in ``bratseg`` reads YAML. Each section can also be built on its own with
 ``Section.from_dict`` (Snakemake rules pass a section as a rule parameter).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -97,7 +98,8 @@ class DataParams(_Section):
 @dataclass(frozen=True)
 class N4Params(_Section):
     enabled: bool
-    shrink_factor: int
+    shrink_factor: int | str  # an integer, or "auto" (per axis: round(fit_spacing_mm / voxel size))
+    fit_spacing_mm: float
     iterations: tuple[int, ...]
     convergence: float
     control_points: int
@@ -172,6 +174,7 @@ class TrainParams(_Section):
     foreground_fraction: float
     augment: AugmentParams
     val_every: int
+    val_overlap: float
     device: str
     amp: str
     compile: bool
@@ -260,7 +263,8 @@ def parse_params(raw: Mapping[str, Any], schema: Mapping[str, Any], source: str 
     for axis, size in enumerate(params.train.patch_size):
         if size % 2 ** (depth - 1):
             raise ConfigError(
-                f"{source}: train.patch_size[{axis}]: {size} is not divisible by 2**({params.model}.depth - 1)"
+                f"{source}: train.patch_size[{axis}]: {size} is not divisible by "
+                f"2**({params.model}.depth - 1)"
                 f" = {2 ** (depth - 1)}"
             )
     for key in ("core_radius_mm", "edema_ratio", "necrosis_ratio"):
@@ -279,3 +283,21 @@ def params_hash(section: _Section | Mapping[str, Any]) -> str:
     """Short stable hash of a section's values (key order does not matter)."""
     data = section.to_dict() if isinstance(section, _Section) else dict(section)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in recursively (a parameter profile over params.yaml).
+
+    Raises:
+        ConfigError: if ``overrides`` names a key that ``base`` lacks (a typo in a profile).
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        name = f"{where}{key}"
+        if key not in out:
+            raise ConfigError(f"profile: {name}: no such key in params.yaml")
+        if isinstance(value, Mapping) and isinstance(out[key], Mapping):
+            out[key] = deep_merge(out[key], value, f"{name}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -99,9 +99,9 @@ class Geometry:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Geometry:
         return cls(
-            shape=tuple(d["shape"]),  # type: ignore[arg-type]
+            shape=tuple(d["shape"]),
             affine=tuple(tuple(r) for r in d["affine"]),
-            spacing=tuple(d["spacing"]),  # type: ignore[arg-type]
+            spacing=tuple(d["spacing"]),
             header_b64=d["header_b64"],
         )
 
@@ -138,23 +138,43 @@ def save_nifti(path: Path | str, array: npt.NDArray[Any], geometry: Geometry) ->
         nib.save(img, tmp)
 
 
+def _gzip_problem(path: Path) -> str | None:
+    """Why a ``.gz`` file is not a valid gzip stream, or ``None`` (only called on the error path)."""
+    if not path.name.endswith(".gz"):
+        return None
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
 def load_nifti(path: Path | str, case_id: str) -> nib.Nifti1Image:
     """Open a NIfTI file, turning every way it can be unreadable into a :class:`CaseError`.
 
-    The voxel data are read here too, so a truncated or corrupt file fails now, not later.
+    The voxel data are read here (a truncated or corrupt file fails now, not later) and held in memory by the
+    returned image: ``np.asanyarray(img.dataobj)`` gives the scaled voxel values without decoding again.
     """
     path = Path(path)
     if not path.exists():
         raise CaseError(case_id, path, "file not found")
     try:
         img = nib.load(path)
-        np.asanyarray(img.dataobj)  # force a full read: catches truncated and corrupt payloads
+        if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass; Analyze/MGH are not
+            raise CaseError(case_id, path, f"expected a NIfTI image, got {type(img).__name__}")
+        data = np.asanyarray(img.dataobj)  # a full read now: truncated or corrupt payloads fail here
+        # Keep the decoded voxels, so that readers of the returned image do not decompress the file again.
+        # The header is kept too (only scl_slope/scl_inter are reset: the data are already scaled).
+        img = img.__class__(data, img.affine, img.header)
     except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
         raise CaseError(case_id, path, f"corrupt or truncated gzip data ({exc})") from exc
     except nib.filebasedimages.ImageFileError as exc:
+        gz_problem = _gzip_problem(path)
+        if gz_problem:
+            raise CaseError(case_id, path, f"corrupt or truncated gzip data ({gz_problem})") from exc
         raise CaseError(case_id, path, f"not a readable NIfTI image ({exc})") from exc
     except (OSError, ValueError) as exc:
         raise CaseError(case_id, path, f"unreadable image data ({exc})") from exc
-    if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass; Analyze/MGH are not
-        raise CaseError(case_id, path, f"expected a NIfTI image, got {type(img).__name__}")
     return img

@@ -1,0 +1,363 @@
+"""Per-case preprocessing: time per step, N4 quality per setting, and scaling from 1 to 2 cores.
+
+Usage::
+
+    python benchmarks/bench_preprocess.py            # default cohort size (2 mm, 120 x 120 x 78)
+    python benchmarks/bench_preprocess.py --full     # also the full BraTS grid (1 mm, 240 x 240 x 155)
+    python benchmarks/bench_preprocess.py --quick    # fewer repeats, cheap N4 settings only
+
+Input: a synthetic case from ``bratseg.cohort.generate.generate_case`` (the cohort section of ``params.yaml``
+with ``voxel_mm`` overridden); where that module cannot be imported, a simple built-in phantom (ellipsoid
+brain, grey/white matter, a tumour, a smooth random bias field per modality) stands in.
+
+Tables:
+
+1. Time per step (``ingest``, ``bias_correct``, ``finalise`` of ``bratseg.preprocess.steps``, real files in a
+   temporary folder, one ITK thread), with the settings of ``params.yaml``.
+2. N4 quality per setting, including SimpleITK's defaults (shrink 1, iterations [50, 50, 50, 50]):
+   ``removed`` is the fraction of the true log-bias variance inside the brain that the estimate explains,
+   ``1 - var(true - est) / var(true)`` (both centred: N4 leaves a global scale free); ``CoV`` is the
+   coefficient of variation of white matter before, after and with the true field divided out (the floor).
+3. Scaling: two cases sequentially vs in two processes, and one case with 1 vs 2 ITK threads, with the
+   byte-for-byte comparison of the outputs (same threads twice; 1 vs 2 threads).
+
+One run on a 2-core VM (``--full``), cohort case 0:
+
+- Seconds per case (ingest / bias_correct / finalise = total): 2 mm with params.yaml (N4 shrink 4, fitted on
+  20x25x19): 0.09 / 4.1 / 0.05 = 4.2; 1 mm with params.yaml (fitted on 40x49x38): 1.0 / 31.7 / 0.5 = 33.7;
+  1 mm with N4 shrink 8 (fitted on 21x25x19, the same 8 mm grid as the 2 mm default): 0.75 / 5.8 / 0.48 =
+  7.2, within the 12 s target. N4 time grows with the number of fitted voxels, so the shrink factor should
+  follow the voxel size (fit on about 8 mm voxels).
+- N4 quality, mean of 4 modalities (fraction of log-bias variance removed; white-matter CoV after, with the
+  true-field floor 0.039 at 2 mm, 0.042 at 1 mm): 2 mm params.yaml 0.88 / 0.043 (1.1 s per modality),
+  shrink 2 0.89 / 0.041 (8 s), SimpleITK defaults 0.38 / 0.055 (95 s); 1 mm shrink 4 0.90 / 0.044 (8.3 s),
+  shrink 8 0.90 / 0.044 (1.5 s). A fourth fitting level (as in the defaults) absorbs anatomy into the field
+  and lowers the quality whatever the shrink factor.
+- Scaling: two cases in two processes 1.8x (2 mm) and 1.7x (1 mm, shrink 8) faster than one after the
+  other; two ITK threads 1.5x and 1.3x. Outputs are byte-identical across runs with the same thread count
+  and differ between 1 and 2 threads (by up to 0.25 % of the intensity range).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import yaml
+from scipy import ndimage
+
+from bratseg.config import CohortParams, N4Params, PreprocessParams
+from bratseg.layouts import MODALITIES, CaseFiles, case_files
+from bratseg.preprocess.bias import n4_correct
+from bratseg.preprocess.steps import bias_correct, finalise, ingest
+
+ROOT = Path(__file__).resolve().parents[1]
+FOV_MM = (240.0, 240.0, 155.0)
+QUALITY_HEADER = ["case", "setting", "shrink", "iterations", "modalities", "s/mod", "removed"]
+QUALITY_HEADER += ["CoV before", "CoV after", "CoV true field"]
+
+
+@dataclasses.dataclass
+class Synthetic:
+    case_id: str
+    images: dict[str, np.ndarray]
+    seg: np.ndarray
+    affine: np.ndarray
+    bias_fields: dict[str, np.ndarray]
+    brain_mask: np.ndarray
+    white_matter: np.ndarray
+    source: str
+
+
+def _params_yaml() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "params.yaml").read_text()))
+
+
+def _phantom(voxel_mm: float, index: int) -> Synthetic:
+    """Built-in stand-in for the cohort generator."""
+    rng = np.random.default_rng([2021, index])
+    shape = tuple(max(1, round(f / voxel_mm)) for f in FOV_MM)
+    axes = [(np.arange(n) - (n - 1) / 2) * voxel_mm for n in shape]
+    x, y, z = np.meshgrid(*axes, indexing="ij")
+    r = np.sqrt((x / 68) ** 2 + (y / 85) ** 2 + (z / 62) ** 2)
+    brain = r < 1
+    texture = ndimage.gaussian_filter(rng.standard_normal(shape), 5 / voxel_mm)
+    wm = brain & (r < 0.75) & (texture > -0.3 * texture.std())
+    csf = brain & (r < 0.2)
+    c = np.array([30.0, 20.0, 10.0]) + rng.uniform(-8, 8, 3)
+    d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
+    seg = np.zeros(shape, np.uint8)
+    seg[brain & (d < 30)], seg[brain & (d < 18)], seg[brain & (d < 10)] = 2, 4, 1
+    contrast = {
+        "t1": (1.0, 0.7, 0.3, 0.6, 0.8),
+        "t1ce": (0.9, 0.65, 0.3, 0.55, 1.6),
+        "t2": (0.5, 0.8, 1.6, 1.3, 1.1),
+        "flair": (0.6, 0.75, 0.2, 1.4, 1.0),
+    }
+    images, fields = {}, {}
+    for m in MODALITIES:
+        w, g, f, ed, en = contrast[m]
+        clean = np.select([seg == 1, seg == 4, seg == 2, csf, wm, brain], [0.5, en, ed, f, w, g], 0.0)
+        field = ndimage.gaussian_filter(rng.standard_normal(shape), 40 / voxel_mm)
+        field = 0.35 * (field - field[brain].mean()) / np.abs(field[brain]).max()
+        fields[m] = np.exp(field).astype(np.float32)
+        noisy = clean * fields[m] * (1 + 0.03 * rng.standard_normal(shape))
+        images[m] = (np.where(brain, noisy, 0) * 1000).astype(np.float32)
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    affine[:3, 3] = [-(n - 1) / 2 * voxel_mm for n in shape]
+    white = wm & ~csf & ~ndimage.binary_dilation(seg > 0, iterations=2)
+    return Synthetic(f"BraTS2021_{index:05d}", images, seg, affine, fields, brain, white, "built-in phantom")
+
+
+def synthetic_case(voxel_mm: float, index: int = 0) -> Synthetic:
+    """Case ``index`` of the synthetic cohort at ``voxel_mm`` (the built-in phantom without the generator)."""
+    try:
+        from bratseg.cohort.generate import generate_case
+    except ImportError:
+        return _phantom(voxel_mm, index)
+    raw = _params_yaml()["cohort"]
+    params = CohortParams.from_dict({**raw, "voxel_mm": voxel_mm, "n_cases": max(raw["n_cases"], index + 1)})
+    c = generate_case(index, params)
+    return Synthetic(
+        c.case_id,
+        c.images,
+        c.seg,
+        c.affine,
+        c.bias_fields,
+        c.brain_mask,
+        c.white_matter,
+        "bratseg.cohort.generate",
+    )
+
+
+def write_nifti(case: Synthetic, root: Path) -> CaseFiles:
+    """The case as int16 images + uint8 segmentation in the BraTS 2021 layout (like the cohort stage)."""
+    folder = root / case.case_id
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {m: np.clip(np.rint(case.images[m]), 0, 32767).astype(np.int16) for m in MODALITIES}
+    arrays["seg"] = case.seg.astype(np.uint8)
+    for key, data in arrays.items():
+        img = nib.Nifti1Image(data, case.affine)
+        img.set_qform(case.affine, code=1)
+        img.set_sform(case.affine, code=1)
+        nib.save(img, folder / f"{case.case_id}_{key}.nii.gz")
+    return case_files(folder, "brats2021")
+
+
+def preprocess_params(n4: N4Params | None = None) -> PreprocessParams:
+    params = PreprocessParams.from_dict(_params_yaml()["preprocess"])
+    return params if n4 is None else dataclasses.replace(params, n4=n4)
+
+
+def run_case(files: CaseFiles, work: Path, params: PreprocessParams, threads: int = 1) -> dict[str, float]:
+    """All three steps on one case; seconds per step."""
+    times: dict[str, float] = {}
+    interim = work / "interim" / files.case_id
+    ingested, corrected = interim / "ingested.npz", interim / "n4.npz"
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("ingest", lambda: ingest(files, ingested)),
+        ("bias_correct", lambda: bias_correct(ingested, corrected, params.n4, threads)),
+        ("finalise", lambda: finalise(corrected, work / "cases" / files.case_id, params, 0)),
+    ]
+    for name, step in steps:
+        start = time.perf_counter()
+        step()
+        times[name] = time.perf_counter() - start
+    times["total"] = sum(times.values())
+    return times
+
+
+def _run_case_job(args: tuple[str, str, dict[str, Any]]) -> dict[str, float]:
+    folder, work, params = args
+    return run_case(case_files(Path(folder), "brats2021"), Path(work), PreprocessParams.from_dict(params))
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    sys.stdout.flush()
+
+
+def n4_settings(full: bool, quick: bool) -> list[tuple[str, N4Params]]:
+    """The N4 settings compared at one grid size (SimpleITK's defaults are too slow for the full grid)."""
+    base = preprocess_params().n4
+    defaults = N4Params(True, 1, (50, 50, 50, 50), 0.001, 4, 200)
+    four_levels = (50, 50, 50, 50)
+    if full:
+        settings = [
+            ("params.yaml", base),
+            ("shrink 6", dataclasses.replace(base, shrink_factor=6)),
+            ("shrink 8", dataclasses.replace(base, shrink_factor=8)),
+            ("shrink 8, 4x50 its", dataclasses.replace(base, shrink_factor=8, iterations=four_levels)),
+        ]
+        if not quick:
+            settings.append(("shrink 4, 4x50 its", dataclasses.replace(base, iterations=four_levels)))
+        return settings
+    settings = [
+        ("params.yaml", base),
+        ("shrink 2", dataclasses.replace(base, shrink_factor=2)),
+        ("shrink 4, 4x50 its", dataclasses.replace(base, iterations=four_levels)),
+    ]
+    if not quick:
+        settings += [("defaults, shrink 2", dataclasses.replace(defaults, shrink_factor=2))]
+        settings += [("SimpleITK defaults", defaults)]
+    return settings
+
+
+def bench_steps(cases: dict[str, tuple[Synthetic, CaseFiles]], work: Path, repeats: int) -> None:
+    """Table 1: params.yaml's settings, and at 1 mm also N4 shrink 8 (the same 8 mm fitting grid)."""
+    rows = []
+    for label, (_, files) in cases.items():
+        variants = [("params.yaml", preprocess_params())]
+        if label.startswith("full"):
+            shrink8 = dataclasses.replace(preprocess_params().n4, shrink_factor=8)
+            variants.append(("N4 shrink 8", preprocess_params(shrink8)))
+        for name, params in variants:
+            tag = f"steps-{label}-{name}".replace(" ", "_")
+            runs = [run_case(files, work / f"{tag}-{r}", params) for r in range(repeats)]
+            best = {k: min(t[k] for t in runs) for k in runs[0]}
+            props = json.loads((work / f"{tag}-0" / "cases" / files.case_id / "properties.json").read_text())
+            shape = "x".join(str(s) for s in props["geometry"]["shape"])
+            fitted = "x".join(str(s) for s in props["n4"]["modalities"]["t1"]["fitted_shape"])
+            steps = [best["ingest"], best["bias_correct"], best["finalise"], best["total"]]
+            rows.append([label, name, shape, fitted, *steps])
+    n4 = preprocess_params().n4
+    table(
+        f"1. seconds per step per case (best of {repeats}; 1 ITK thread; params.yaml N4: shrink "
+        f"{n4.shrink_factor}, iterations {list(n4.iterations)}, {n4.control_points} control points)",
+        ["case", "settings", "grid", "N4 fit grid", "ingest", "bias_correct", "finalise", "total"],
+        rows,
+    )
+
+
+def n4_quality(case: Synthetic, n4: N4Params, modalities: tuple[str, ...]) -> dict[str, float]:
+    """Mean over ``modalities``: time, fraction of the log-bias variance removed, white-matter CoVs."""
+    spacing = tuple(float(s) for s in np.linalg.norm(case.affine[:3, :3], axis=0))
+    brain, wm = case.brain_mask, case.white_matter
+    keys = ("seconds", "removed", "cov_before", "cov_after", "cov_true")
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    for m in modalities:
+        image = np.clip(np.rint(case.images[m]), 0, 32767).astype(np.float32)
+        start = time.perf_counter()
+        corrected, log_bias, _ = n4_correct(image, brain, (spacing[0], spacing[1], spacing[2]), n4, threads=1)
+        out["seconds"].append(time.perf_counter() - start)
+        true = np.log(case.bias_fields[m][brain].astype(np.float64))
+        est = log_bias[brain].astype(np.float64)
+        true, est = true - true.mean(), est - est.mean()
+        out["removed"].append(1 - float(np.var(true - est) / np.var(true)))
+        unbiased = image / case.bias_fields[m]
+        for key, img in (("cov_before", image), ("cov_after", corrected), ("cov_true", unbiased)):
+            v = img[wm]
+            out[key].append(float(v.std() / v.mean()))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def bench_quality(cases: dict[str, tuple[Synthetic, CaseFiles]], quick: bool) -> None:
+    modalities = ("t1",) if quick else MODALITIES
+    rows = []
+    for label, (case, _) in cases.items():
+        for name, n4 in n4_settings(label.startswith("full"), quick):
+            q = n4_quality(case, n4, modalities)
+            quality = [q["seconds"], q["removed"], q["cov_before"], q["cov_after"], q["cov_true"]]
+            rows.append(
+                [label, name, n4.shrink_factor, str(list(n4.iterations)), ",".join(modalities), *quality]
+            )
+    table("2. N4 quality (mean over modalities; seconds per modality, 1 ITK thread)", QUALITY_HEADER, rows)
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def bench_scaling(label: str, case: Synthetic, params: PreprocessParams, work: Path) -> None:
+    """Table 3: two cases in one process vs two; one case's bias_correct with 1 vs 2 ITK threads."""
+    second = synthetic_case(float(np.linalg.norm(case.affine[:3, 0])), index=1)
+    folders = [write_nifti(c, work / "raw-scaling").folder for c in (case, second)]
+    jobs = [(str(f), str(work / f"scale-{i}"), params.to_dict()) for i, f in enumerate(folders)]
+    start = time.perf_counter()
+    for job in jobs:
+        _run_case_job(job)
+    sequential = time.perf_counter() - start
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_sleep, [1.0, 1.0]))  # start both workers before timing
+        start = time.perf_counter()
+        list(pool.map(_run_case_job, [(j[0], j[1] + "-par", j[2]) for j in jobs]))
+        parallel = time.perf_counter() - start
+
+    files = case_files(folders[0], "brats2021")
+    ingest(files, work / "threads" / "ingested.npz")
+    outputs, seconds = {}, {}
+    for name, threads in (("1a", 1), ("1b", 1), ("2a", 2), ("2b", 2)):
+        out = work / "threads" / f"n4-{name}.npz"
+        start = time.perf_counter()
+        bias_correct(work / "threads" / "ingested.npz", out, params.n4, threads)
+        seconds[name] = time.perf_counter() - start
+        with np.load(out) as data:
+            outputs[name] = data["image"]
+    one, two = min(seconds["1a"], seconds["1b"]), min(seconds["2a"], seconds["2b"])
+    setting = f"N4 shrink {params.n4.shrink_factor}"
+    rows = [
+        [label, setting, "2 cases, sequential", sequential, 1.0],
+        [label, setting, "2 cases, 2 processes", parallel, sequential / parallel],
+        [label, setting, "bias_correct, 1 ITK thread", one, 1.0],
+        [label, setting, "bias_correct, 2 ITK threads", two, one / two],
+    ]
+    table(
+        "3. scaling (wall seconds; speed-up vs 1 core)",
+        ["case", "settings", "run", "seconds", "speed-up"],
+        rows,
+    )
+    same = {
+        k: outputs[a].tobytes() == outputs[b].tobytes() for k, a, b in (("1", "1a", "1b"), ("2", "2a", "2b"))
+    }
+    a, b = outputs["1a"].astype(np.float64), outputs["2a"].astype(np.float64)
+    diff = float(np.abs(a - b).max() / np.abs(a).max())
+    print(
+        f"   bias_correct output byte-identical across two runs: 1 thread {same['1']}, "
+        f"2 threads {same['2']}; 1 vs 2 threads identical: {a.tobytes() == b.tobytes()} "
+        f"(largest difference {diff:.2g} of the intensity range)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="also the full 240 x 240 x 155 grid")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and N4 settings, t1 only")
+    args = parser.parse_args(argv)
+    sizes = [("default 2 mm", 2.0)] + ([("full 1 mm", 1.0)] if args.full else [])
+    with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
+        work = Path(tmp)
+        cases = {}
+        for label, voxel in sizes:
+            case = synthetic_case(voxel)
+            cases[label] = (case, write_nifti(case, work / f"raw-{voxel:g}mm"))
+            print(
+                f"{label}: {case.case_id} from {case.source}, grid {case.seg.shape}, "
+                f"brain {int(case.brain_mask.sum())} voxels"
+            )
+        bench_steps(cases, work, repeats=1 if args.quick else 3)
+        bench_quality(cases, args.quick)
+        bench_scaling("default 2 mm", cases["default 2 mm"][0], preprocess_params(), work / "scale-2mm")
+        if args.full:
+            shrink8 = preprocess_params(dataclasses.replace(preprocess_params().n4, shrink_factor=8))
+            bench_scaling("full 1 mm", cases["full 1 mm"][0], shrink8, work / "scale-1mm")
+
+
+if __name__ == "__main__":
+    main()

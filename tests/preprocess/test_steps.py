@@ -1,0 +1,148 @@
+"""The Snakemake-facing steps end to end on tiny cases, and their all-or-nothing outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bratseg.errors import CaseError
+from bratseg.labels import BRATS_2021, to_classes
+from bratseg.layouts import MODALITIES
+from bratseg.preprocess.cache import open_case
+from bratseg.preprocess.crop import as_bbox, uncrop
+from bratseg.preprocess.steps import bias_correct, finalise, ingest, read_npz, write_manifest
+
+CASE = "BraTS2021_00001"
+
+
+def _run(tmp_path, files, params, seed=0):
+    interim = tmp_path / "interim" / files.case_id
+    ingest(files, interim / "ingested.npz")
+    bias_correct(interim / "ingested.npz", interim / "n4.npz", params.n4, threads=1)
+    out = tmp_path / "preprocessed" / "cases" / files.case_id
+    finalise(interim / "n4.npz", out, params, seed)
+    return out
+
+
+def _without_n4(params):
+    return dataclasses.replace(params, n4=dataclasses.replace(params.n4, enabled=False))
+
+
+def test_end_to_end(tmp_path, write_case, make_phantom, preprocess_params):
+    ph = make_phantom(bias=0.2, seed=4)
+    files = write_case(tmp_path / "raw", CASE, ph)
+    out = _run(tmp_path, files, preprocess_params)
+
+    arrays, meta = read_npz(tmp_path / "interim" / CASE / "n4.npz")
+    assert set(arrays) == {"image", "mask", "classes"} and meta["has_label"]
+    assert set(meta["n4"]["modalities"]) == set(MODALITIES)
+    assert all(m["seconds"] >= 0 and len(m["fitted_shape"]) == 3 for m in meta["n4"]["modalities"].values())
+
+    case = open_case(out)
+    props = case.properties
+    assert case.case_id == CASE and props["has_label"] and props["geometry"]["shape"] == list(ph.seg.shape)
+    bbox = as_bbox(props["bbox"])
+    image = np.asarray(case.image())
+    assert image.dtype == np.float32 and list(image.shape) == [4, *props["cropped_shape"]]
+    full = uncrop(image, bbox, ph.seg.shape)
+    assert np.all(full[:, ~ph.brain] == 0)
+    for i in range(4):
+        inside = full[i][ph.brain]
+        assert abs(inside.mean()) < 0.05 and abs(inside.std() - 1) < 0.1
+    label = uncrop(np.asarray(case.label()), bbox, ph.seg.shape)
+    np.testing.assert_array_equal(label, to_classes(ph.seg, BRATS_2021))
+    locations = case.locations()
+    for cls in (1, 2, 3):
+        assert 0 < len(locations[cls]) <= 50
+        assert np.all(np.asarray(case.label())[tuple(locations[cls].T)] == cls)
+    assert props["volumes_ml"]["WT"] == pytest.approx((ph.seg > 0).sum() * 8 / 1000)
+    assert props["class_voxels"]["enhancing"] == int((ph.seg == 4).sum())
+    assert set(props["normalisation"]) == set(MODALITIES)
+    assert "seconds" not in json.dumps(props["n4"]) and props["n4"]["modalities"]["t1"]["enabled"]
+    assert props["sources"]["seg"] == str(files.seg)
+
+
+def test_finalise_is_reproducible(tmp_path, write_case, preprocess_params):
+    files = write_case(tmp_path / "raw", CASE)
+    first = _run(tmp_path / "a", files, preprocess_params)
+    second = _run(tmp_path / "b", files, preprocess_params)
+    for name in ("image.npy", "label.npy", "locations.npz", "properties.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_float16_cache_and_unlabelled_case(tmp_path, write_case, preprocess_params):
+    params = dataclasses.replace(
+        preprocess_params, cache=dataclasses.replace(preprocess_params.cache, dtype="float16")
+    )
+    files = write_case(tmp_path / "raw", CASE, with_seg=False)
+    case = open_case(_run(tmp_path, files, params))
+    assert case.image().dtype == np.float16 and case.label() is None and not case.has_label
+    assert all(len(v) == 0 for v in case.locations().values())
+
+
+def _listing(path):
+    """The files under ``path`` (folders left out)."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def test_failing_ingest_leaves_nothing(tmp_path, write_case, make_phantom):
+    ph = make_phantom()
+    bad = ph.seg.copy()
+    bad[ph.seg == 4] = 5
+    files = write_case(tmp_path / "raw", CASE, ph, arrays={"seg": bad})
+    out = tmp_path / "interim" / CASE / "ingested.npz"
+    with pytest.raises(CaseError, match=CASE):
+        ingest(files, out)
+    assert not out.exists() and _listing(tmp_path / "interim") == []
+
+
+def test_failing_finalise_leaves_nothing(tmp_path, write_case, make_phantom, preprocess_params):
+    ph = make_phantom()
+    constant = np.where(ph.brain, 500, 0).astype(np.int16)  # a flat modality cannot be z-scored
+    files = write_case(tmp_path / "raw", CASE, ph, arrays={"t2": constant})
+    with pytest.raises(CaseError, match="normalisation") as info:
+        _run(tmp_path, files, _without_n4(preprocess_params))
+    assert str(files.images["t2"]) in str(info.value)
+    assert _listing(tmp_path / "preprocessed") == []
+
+
+def test_failing_bias_correct_leaves_nothing(tmp_path, write_case, preprocess_params):
+    files = write_case(tmp_path / "raw", CASE)
+    interim = tmp_path / "interim"
+    ingest(files, interim / "ingested.npz")
+    bad = dataclasses.replace(preprocess_params.n4, control_points=2)
+    with pytest.raises(CaseError, match="N4"):
+        bias_correct(interim / "ingested.npz", interim / "n4.npz", bad, threads=1)
+    assert _listing(interim) == ["ingested.npz"]
+
+
+def test_write_manifest(tmp_path, write_case, make_phantom, preprocess_params, split_params):
+    params = _without_n4(preprocess_params)
+    dirs = []
+    for i in range(4):
+        files = write_case(tmp_path / "raw", f"BraTS2021_{i:05d}", make_phantom(seed=i), with_seg=i != 3)
+        dirs.append(_run(tmp_path, files, params))
+    root = tmp_path / "preprocessed"
+    write_manifest(dirs, root / "manifest.csv", root / "manifest.parquet", root / "splits.json", split_params)
+    split = json.loads((root / "splits.json").read_text())
+    assert split["unlabelled"] == ["BraTS2021_00003"]
+    assert sorted(split["train"] + split["val"] + split["test"]) == [f"BraTS2021_{i:05d}" for i in range(3)]
+    csv = pd.read_csv(root / "manifest.csv")
+    parquet = pd.read_parquet(root / "manifest.parquet")
+    assert list(csv["case_id"]) == list(parquet["case_id"]) == [f"BraTS2021_{i:05d}" for i in range(4)]
+    assert list(csv["has_label"]) == [True, True, True, False]
+    assert csv.loc[0, "shape_x"] == 23 and csv.loc[0, "volume_ml_WT"] > 0
+    assert {"t1_raw_mean", "flair_clip_high", "cropped_z", "bbox_x0"} <= set(csv.columns)
+
+
+def test_write_manifest_failure_writes_nothing(tmp_path, write_case, preprocess_params, split_params):
+    params = _without_n4(preprocess_params)
+    dirs = [_run(tmp_path, write_case(tmp_path / "raw", f"BraTS2021_{i:05d}"), params) for i in range(2)]
+    root = tmp_path / "out"
+    with pytest.raises(ValueError, match="at least 3"):
+        write_manifest(dirs, root / "m.csv", root / "m.parquet", root / "s.json", split_params)
+    assert _listing(root) == []
