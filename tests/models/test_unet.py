@@ -1,0 +1,247 @@
+"""Shapes, argument checks and structure of the UNet family (tiny widths so that everything runs on CPU)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from bratseg.config import NetParams
+from bratseg.models import MODELS, UNet3D, build_model
+from bratseg.models.blocks import ConvNormAct, PlainBlock, ResidualBlock, make_block, make_norm
+
+
+def net_params(**overrides: Any) -> NetParams:
+    values: dict[str, Any] = {
+        "depth": 3,
+        "base_width": 4,
+        "max_width": 16,
+        "norm": "instance",
+        "dropout": 0.0,
+        "deep_supervision": False,
+    }
+    values.update(overrides)
+    return NetParams(**values)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# (name, net settings, in/out channels, input shape) -> output shapes checked below
+SHAPE_CASES = [
+    (name, depth, norm, ds)
+    for name in ("unet", "resunet")
+    for depth in (2, 3, 4)
+    for norm in ("instance", "batch")
+    for ds in (False, True)
+]
+
+
+@pytest.mark.parametrize(("name", "depth", "norm", "deep_supervision"), SHAPE_CASES)
+def test_output_shapes(name: str, depth: int, norm: str, deep_supervision: bool) -> None:
+    torch.manual_seed(0)
+    net = net_params(depth=depth, norm=norm, deep_supervision=deep_supervision)
+    model = build_model(name, 3, 5, net)  # odd channel counts
+    spatial = (16, 8, 24) if depth < 4 else (16, 16, 24)
+    x = torch.randn(2, 3, *spatial)
+
+    model.train()
+    out = model(x)
+    if deep_supervision:
+        assert isinstance(out, list)
+        assert len(out) == depth - 1 == model.n_outputs
+        for i, o in enumerate(out):
+            assert o.shape == (2, 5, *(s // 2**i for s in spatial))
+    else:
+        assert isinstance(out, torch.Tensor)
+        assert out.shape == (2, 5, *spatial)
+        assert model.n_outputs == 1
+
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert isinstance(out, torch.Tensor)
+    assert out.shape == (2, 5, *spatial)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "widths"),
+    [
+        ({"depth": 4, "base_width": 16, "max_width": 256}, (16, 32, 64, 128)),
+        ({"depth": 5, "base_width": 8, "max_width": 32}, (8, 16, 32, 32, 32)),
+        ({"depth": 2, "base_width": 3, "max_width": 3}, (3, 3)),
+    ],
+)
+def test_widths_are_capped(kwargs: dict[str, Any], widths: tuple[int, ...]) -> None:
+    assert UNet3D(1, 1, **kwargs).widths == widths
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "argument"),
+    [
+        ((0, 3), {}, "in_channels"),
+        ((4, 0), {}, "out_channels"),
+        ((4, 3), {"depth": 1}, "depth"),
+        ((4, 3), {"depth": 2.5}, "depth"),
+        ((4, 3), {"base_width": 0}, "base_width"),
+        ((4, 3), {"max_width": 0}, "max_width"),
+        ((4, 3), {"base_width": 32, "max_width": 16}, "max_width"),
+        ((4, 3), {"block": "dense"}, "block"),
+        ((4, 3), {"norm": "group"}, "norm"),
+        ((4, 3), {"dropout": 1.0}, "dropout"),
+        ((4, 3), {"dropout": -0.1}, "dropout"),
+    ],
+)
+def test_illegal_arguments(args: tuple[int, int], kwargs: dict[str, Any], argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        UNet3D(*args, **kwargs)
+
+
+def test_unknown_model_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match=r"unknown model 'vnet'.*resunet.*unet"):
+        build_model("vnet", 4, 3, net_params())
+
+
+def test_bad_norm_from_params() -> None:
+    with pytest.raises(ValueError, match="norm"):
+        build_model("unet", 4, 3, net_params(norm="layer"))
+
+
+def test_helpers_reject_unknown_kinds() -> None:
+    with pytest.raises(ValueError, match="norm"):
+        make_norm("group", 4)
+    with pytest.raises(ValueError, match="block"):
+        make_block("dense", 4, 4, norm="instance", dropout=0.0)
+
+
+@pytest.mark.parametrize(
+    ("depth", "shape", "message"),
+    [
+        (
+            4,
+            (1, 4, 60, 64, 64),
+            r"input spatial size \(60, 64, 64\) must be divisible by 2\*\*\(depth-1\) = 8",
+        ),
+        (2, (1, 4, 16, 15, 16), r"\(16, 15, 16\) must be divisible by 2\*\*\(depth-1\) = 2 along every axis"),
+        (3, (1, 3, 16, 16, 16), "input has 3 channels, the model expects 4"),
+        (3, (4, 16, 16, 16), r"shape \(B, C, X, Y, Z\)"),
+    ],
+)
+def test_bad_input_shapes(depth: int, shape: tuple[int, ...], message: str) -> None:
+    model = UNet3D(4, 3, depth=depth, base_width=2, max_width=8)
+    with pytest.raises(ValueError, match=message):
+        model(torch.zeros(shape))
+
+
+def test_registry_maps_names_to_block_types() -> None:
+    assert dict(MODELS) == {"unet": "plain", "resunet": "residual"}
+    with pytest.raises(TypeError):
+        MODELS["vnet"] = "plain"  # type: ignore[index]
+
+
+def test_both_variants_share_one_class() -> None:
+    unet = build_model("unet", 4, 3, net_params())
+    resunet = build_model("resunet", 4, 3, net_params())
+    assert type(unet) is type(resunet) is UNet3D
+    assert (unet.block, resunet.block) == ("plain", "residual")
+    # same skeleton: only the blocks differ
+    assert [type(m) for m in unet.downsamples] == [type(m) for m in resunet.downsamples] == [ConvNormAct] * 2
+    assert all(isinstance(b, PlainBlock) for b in [*unet.encoder, *unet.decoder])
+    assert all(isinstance(b, ResidualBlock) for b in [*resunet.encoder, *resunet.decoder])
+    assert n_params(resunet) > n_params(unet)
+
+
+def test_residual_blocks_project_only_when_width_changes() -> None:
+    model = build_model("resunet", 2, 3, net_params(depth=4))
+    encoder = [b for b in model.encoder if isinstance(b, ResidualBlock)]
+    decoder = [b for b in model.decoder if isinstance(b, ResidualBlock)]
+    assert encoder[0].has_projection  # 2 input channels -> base width 4
+    assert not any(b.has_projection for b in encoder[1:])  # the strided conv already changed the width
+    assert all(b.has_projection for b in decoder)  # concatenation doubles the width
+
+
+def test_residual_block_adds_its_input() -> None:
+    torch.manual_seed(0)
+    block = ResidualBlock(6, 6, norm="instance")
+    with torch.no_grad():
+        for p in block.norm2.parameters():
+            p.zero_()  # the residual branch now outputs exactly 0
+    x = torch.randn(1, 6, 4, 4, 4)
+    torch.testing.assert_close(block(x), nn.functional.leaky_relu(x, 0.01))
+    plain = PlainBlock(6, 6, norm="instance")
+    assert not torch.allclose(plain(x), nn.functional.leaky_relu(x, 0.01))
+
+
+def test_no_pooling_or_interpolation() -> None:
+    model = build_model("resunet", 4, 3, net_params(depth=4, dropout=0.2))
+    kinds = {type(m) for m in model.modules()}
+    assert not kinds & {nn.MaxPool3d, nn.AvgPool3d, nn.Upsample}
+    assert sum(isinstance(m, nn.ConvTranspose3d) for m in model.modules()) == 3
+    strided = [m for m in model.modules() if isinstance(m, nn.Conv3d) and m.stride == (2, 2, 2)]
+    assert len(strided) == 3 and all(m.kernel_size == (3, 3, 3) for m in strided)
+    assert sum(isinstance(m, nn.Dropout3d) for m in model.modules()) == 4 + 3
+    norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm3d | nn.BatchNorm3d)]
+    assert norms and all(isinstance(m, nn.InstanceNorm3d) and m.affine for m in norms)
+
+
+def test_batch_norm_variant() -> None:
+    model = UNet3D(2, 2, depth=2, base_width=4, norm="batch")
+    assert any(isinstance(m, nn.BatchNorm3d) for m in model.modules())
+    assert not any(isinstance(m, nn.InstanceNorm3d) for m in model.modules())
+
+
+def test_heads_exist_whatever_deep_supervision() -> None:
+    on = UNet3D(4, 3, depth=4, base_width=4, deep_supervision=True)
+    off = UNet3D(4, 3, depth=4, base_width=4, deep_supervision=False)
+    assert on.state_dict().keys() == off.state_dict().keys()
+    off.load_state_dict(on.state_dict())
+    assert on.size_divisor == 8
+
+
+def test_initialisation() -> None:
+    torch.manual_seed(0)
+    model = UNet3D(4, 3, depth=3, base_width=8)
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d | nn.ConvTranspose3d) and m.bias is not None:
+            assert torch.count_nonzero(m.bias) == 0
+    # Kaiming normal, fan-in, gain sqrt(2 / (1 + 0.01**2)): check the std of the first decoder conv
+    conv = next(m for m in model.decoder.modules() if isinstance(m, nn.Conv3d) and m.kernel_size == (3, 3, 3))
+    assert conv.weight.shape[:2] == (8, 16)
+    fan_in = conv.weight.shape[1] * 27
+    expected = (2.0 / (1 + 0.01**2) / fan_in) ** 0.5
+    assert abs(conv.weight.std().item() / expected - 1) < 0.1
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_same_seed_same_weights_and_outputs(name: str) -> None:
+    def make() -> UNet3D:
+        torch.manual_seed(123)
+        return build_model(name, 4, 3, net_params(dropout=0.1, deep_supervision=True))
+
+    a, b = make(), make()
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+    x = torch.randn(1, 4, 8, 8, 8)
+    torch.manual_seed(7)
+    out_a = a(x)
+    torch.manual_seed(7)
+    out_b = b(x)
+    assert all(torch.equal(u, v) for u, v in zip(out_a, out_b, strict=True))
+    torch.manual_seed(124)
+    c = build_model(name, 4, 3, net_params())
+    assert not torch.equal(c.state_dict()["heads.0.weight"], a.state_dict()["heads.0.weight"])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_backward_reaches_every_used_parameter(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, 4, 3, net_params(depth=3, deep_supervision=True))
+    outputs = model(torch.randn(2, 4, 8, 8, 8))
+    assert isinstance(outputs, list)
+    torch.stack([o.square().mean() for o in outputs]).sum().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
