@@ -1,0 +1,216 @@
+"""Post-processing: probabilities to classes, small components, the small-enhancing-tumour relabelling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bratseg.config import PostprocessParams
+from bratseg.inference.postprocess import (
+    postprocess,
+    probabilities_to_classes,
+    relabel_small_enhancing,
+    remove_small_components,
+)
+from bratseg.labels import BACKGROUND, EDEMA, ENHANCING, NECROSIS
+
+
+def _params(min_component_voxels: int = 0, et_min_voxels: int = 0) -> PostprocessParams:
+    return PostprocessParams(
+        threshold=0.5, min_component_voxels=min_component_voxels, et_min_voxels=et_min_voxels
+    )
+
+
+# --- probabilities_to_classes -------------------------------------------------------------------------------
+
+
+def _region_probs(*voxels: tuple[float, float, float]) -> np.ndarray:
+    """(3, n, 1, 1) probabilities, one voxel per (WT, TC, ET) triple."""
+    return np.array(voxels, dtype=np.float32).T[:, :, None, None]
+
+
+def test_regions_threshold_and_hierarchy() -> None:
+    probs = _region_probs(
+        (0.1, 0.1, 0.1),  # nothing
+        (0.9, 0.1, 0.1),  # WT only -> edema
+        (0.9, 0.9, 0.1),  # WT + TC -> necrosis
+        (0.9, 0.9, 0.9),  # all -> enhancing
+        (0.1, 0.1, 0.9),  # ET outside TC and WT -> still enhancing
+        (0.1, 0.9, 0.1),  # TC outside WT -> necrosis
+        (0.9, 0.1, 0.9),  # ET outside TC -> enhancing
+        (0.5, 0.5, 0.5),  # exactly at the threshold -> not in the region
+    )
+    before = probs.copy()
+    out = probabilities_to_classes(probs, "regions")
+    assert out.dtype == np.uint8
+    assert out.shape == (8, 1, 1)
+    assert out[:, 0, 0].tolist() == [
+        BACKGROUND,
+        EDEMA,
+        NECROSIS,
+        ENHANCING,
+        ENHANCING,
+        NECROSIS,
+        ENHANCING,
+        BACKGROUND,
+    ]
+    np.testing.assert_array_equal(probs, before)
+
+
+def test_regions_threshold_parameter() -> None:
+    probs = _region_probs((0.3, 0.2, 0.1))
+    assert probabilities_to_classes(probs, "regions", threshold=0.5)[0, 0, 0] == BACKGROUND
+    assert probabilities_to_classes(probs, "regions", threshold=0.25)[0, 0, 0] == EDEMA
+    assert probabilities_to_classes(probs, "regions", threshold=0.15)[0, 0, 0] == NECROSIS
+    assert probabilities_to_classes(probs, "regions", threshold=0.05)[0, 0, 0] == ENHANCING
+
+
+def test_classes_argmax() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((4, 6, 5, 7))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=0)
+    out = probabilities_to_classes(probs, "classes")
+    assert out.dtype == np.uint8
+    assert out.shape == (6, 5, 7)
+    np.testing.assert_array_equal(out, probs.argmax(axis=0))
+    assert set(np.unique(out)) <= {0, 1, 2, 3}
+    tie = np.full((4, 1, 1, 1), 0.25)
+    assert probabilities_to_classes(tie, "classes")[0, 0, 0] == BACKGROUND
+
+
+@pytest.mark.parametrize(
+    ("probs", "target", "threshold", "name"),
+    [
+        (np.zeros((4, 2, 2, 2)), "regions", 0.5, "probs"),
+        (np.zeros((3, 2, 2, 2)), "classes", 0.5, "probs"),
+        (np.zeros((3,)), "regions", 0.5, "probs"),
+        (np.zeros((3, 2, 2, 2)), "labels", 0.5, "target"),
+        (np.zeros((3, 2, 2, 2)), "regions", 1.5, "threshold"),
+    ],
+)
+def test_probabilities_invalid(probs: np.ndarray, target: str, threshold: float, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        probabilities_to_classes(probs, target, threshold)
+
+
+# --- remove_small_components --------------------------------------------------------------------------------
+
+
+def _blobs() -> np.ndarray:
+    classes = np.zeros((20, 20, 20), dtype=np.uint8)
+    classes[2:8, 2:8, 2:8] = EDEMA  # 216 voxels
+    classes[4:6, 4:6, 4:6] = ENHANCING  # inside the big one
+    classes[15:17, 15:17, 15:17] = NECROSIS  # 8 voxels, separate
+    classes[12, 2, 2] = ENHANCING  # 1 voxel, separate
+    return classes
+
+
+def test_small_components_removed() -> None:
+    classes = _blobs()
+    before = classes.copy()
+    out, removed = remove_small_components(classes, min_voxels=10)
+    assert removed == 2
+    assert out.dtype == classes.dtype
+    expected = before.copy()
+    expected[15:17, 15:17, 15:17] = BACKGROUND
+    expected[12, 2, 2] = BACKGROUND
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(classes, before)
+
+
+def test_components_threshold_is_strict_and_zero_disables() -> None:
+    classes = _blobs()
+    out, removed = remove_small_components(classes, min_voxels=8)  # the 8-voxel component stays
+    assert removed == 1
+    assert out[15, 15, 15] == NECROSIS and out[12, 2, 2] == BACKGROUND
+    out, removed = remove_small_components(classes, min_voxels=0)
+    assert removed == 0
+    np.testing.assert_array_equal(out, classes)
+    assert out is not classes
+    empty, removed = remove_small_components(np.zeros((4, 4, 4), dtype=np.uint8), min_voxels=5)
+    assert removed == 0 and not empty.any()
+
+
+def test_components_use_26_connectivity_over_the_whole_tumour() -> None:
+    classes = np.zeros((6, 6, 6), dtype=np.int64)
+    # a diagonal chain of 4 voxels touching only at corners, with mixed classes: one component
+    for i, c in enumerate((EDEMA, NECROSIS, ENHANCING, EDEMA)):
+        classes[i + 1, i + 1, i + 1] = c
+    out, removed = remove_small_components(classes, min_voxels=4)
+    assert removed == 0
+    np.testing.assert_array_equal(out, classes)
+    out, removed = remove_small_components(classes, min_voxels=5)
+    assert removed == 1
+    assert not out.any()
+    # edge neighbours are connected too
+    edge = np.zeros((4, 4, 4), dtype=np.uint8)
+    edge[1, 1, 1] = edge[2, 2, 1] = EDEMA
+    assert remove_small_components(edge, min_voxels=2)[1] == 0
+
+
+# --- relabel_small_enhancing --------------------------------------------------------------------------------
+
+
+def test_small_enhancing_relabelled_as_necrosis() -> None:
+    classes = np.zeros((8, 8, 8), dtype=np.uint8)
+    classes[1:5, 1:5, 1:5] = EDEMA
+    classes[2:4, 2:4, 2] = ENHANCING  # 4 voxels
+    classes[2, 2, 3] = NECROSIS
+    before = classes.copy()
+    out, applied = relabel_small_enhancing(classes, min_voxels=5)
+    assert applied
+    assert not (out == ENHANCING).any()
+    assert (out[2:4, 2:4, 2] == NECROSIS).all()
+    np.testing.assert_array_equal(out[classes != ENHANCING], classes[classes != ENHANCING])
+    np.testing.assert_array_equal(classes, before)
+
+    out, applied = relabel_small_enhancing(classes, min_voxels=4)  # 4 voxels is not below 4
+    assert not applied
+    np.testing.assert_array_equal(out, classes)
+    out, applied = relabel_small_enhancing(classes, min_voxels=0)
+    assert not applied
+    np.testing.assert_array_equal(out, classes)
+
+
+def test_no_enhancing_is_not_relabelled() -> None:
+    classes = np.full((3, 3, 3), EDEMA, dtype=np.uint8)
+    out, applied = relabel_small_enhancing(classes, min_voxels=100)
+    assert not applied
+    np.testing.assert_array_equal(out, classes)
+
+
+def test_invalid_min_voxels_and_dtype() -> None:
+    with pytest.raises(ValueError, match="min_voxels"):
+        remove_small_components(np.zeros((2, 2, 2), dtype=np.uint8), -1)
+    with pytest.raises(ValueError, match="min_voxels"):
+        relabel_small_enhancing(np.zeros((2, 2, 2), dtype=np.uint8), -1)
+    with pytest.raises(TypeError, match="classes"):
+        remove_small_components(np.zeros((2, 2, 2), dtype=np.float32), 1)
+
+
+# --- postprocess --------------------------------------------------------------------------------------------
+
+
+def test_postprocess_both_disabled_is_identity() -> None:
+    classes = _blobs()
+    out, provenance = postprocess(classes, _params())
+    np.testing.assert_array_equal(out, classes)
+    assert out is not classes
+    assert provenance == {"components_removed": 0, "et_relabelled": False}
+
+
+def test_postprocess_applies_both_in_order() -> None:
+    classes = _blobs()
+    before = classes.copy()
+    # removing the isolated enhancing voxel first leaves 8 enhancing voxels, below 9 -> relabelled
+    out, provenance = postprocess(classes, _params(min_component_voxels=5, et_min_voxels=9))
+    assert provenance == {"components_removed": 1, "et_relabelled": True}
+    assert not (out == ENHANCING).any()
+    assert out[12, 2, 2] == BACKGROUND
+    assert (out[4:6, 4:6, 4:6] == NECROSIS).all()
+    assert out[15, 15, 15] == NECROSIS
+    np.testing.assert_array_equal(classes, before)
+
+    out, provenance = postprocess(classes, _params(min_component_voxels=0, et_min_voxels=9))
+    assert provenance == {"components_removed": 0, "et_relabelled": False}  # 9 enhancing voxels remain
+    np.testing.assert_array_equal(out, classes)
