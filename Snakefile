@@ -1,0 +1,20 @@
+"""Per-case preprocessing of a BraTS-layout cohort into cached training arrays.
+
+    snakemake --cores all            # everything: (synthetic cohort ->) ingest -> N4 -> finalise -> manifest
+    snakemake --cores all cohort     # only generate the embedded synthetic cohort
+
+All settings come from params.yaml, validated against workflow/schemas/params.schema.yaml.
+"""
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/cohort.smk"
+include: "workflow/rules/preprocess.smk"
+
+
+rule all:
+    input:
+        rules.manifest.output,
+    default_target: True

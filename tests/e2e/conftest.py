@@ -1,0 +1,94 @@
+"""End-to-end fixtures: a throw-away copy of this repository on the tiny profile, and a command runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def project_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "VIRTUAL_ENV_PROMPT"):
+        env.pop(var, None)
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.org",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.org",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def git_files(root: Path) -> list[str]:
+    """Tracked and untracked-but-not-ignored files: the working tree as a clone of it would be."""
+    out = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [f for f in out.split("\0") if f and (root / f).is_file()]
+
+
+def make_project(dest: Path) -> Path:
+    """Copy the working tree to ``dest``, apply the tiny profile, commit it as a fresh git repository."""
+    for rel in git_files(ROOT):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    template = ROOT / ".dvc" / "plots" / "offline.html"
+    if template.exists():
+        (dest / ".dvc" / "plots").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(template, dest / ".dvc" / "plots" / "offline.html")
+    env = project_env()
+    run = lambda *cmd: subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)  # noqa: E731
+    run(sys.executable, "workflow/scripts/apply_profile.py", "tests/profiles/tiny.yaml")
+    run("git", "init", "-q", "-b", "main")
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "tiny profile")
+    return dest
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def runner(cwd: Path) -> Runner:
+    def run(*cmd: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=project_env(), capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
+                f"--- stderr\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="module")
+def run(project: Path) -> Runner:
+    return runner(project)
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    return project_env()

@@ -1,0 +1,23 @@
+# The embedded synthetic BraTS-like cohort, written in the BraTS 2021 layout.
+
+SYNTHETIC_FILES = f"{SYNTHETIC_DIR}/{{case}}/{{case}}_{{kind}}.nii.gz"
+
+
+rule synthesize_case:
+    output:
+        **{kind: SYNTHETIC_FILES.replace("{kind}", kind) for kind in ("t1", "t1ce", "t2", "flair", "seg")},
+    input:
+        code=code("cohort/*.py", "io.py", "labels.py"),
+    params:
+        # Everything but n_cases: adding cases must not regenerate the existing ones.
+        cohort={k: v for k, v in config["cohort"].items() if k != "n_cases"},
+        index=lambda wc: PARAMS.cohort.case_ids().index(wc.case),
+    log:
+        "logs/cohort/{case}.log",
+    script:
+        "../scripts/synthesize_case.py"
+
+
+rule cohort:
+    input:
+        expand(SYNTHETIC_FILES, case=PARAMS.cohort.case_ids(), kind=("t1", "t1ce", "t2", "flair", "seg")),

@@ -1,0 +1,73 @@
+# Per case: ingest (validate) -> N4 bias correction -> normalise, crop, remap, cache; then the cohort manifest.
+
+
+def case_inputs(wildcards):
+    """The case's raw files.
+
+    Synthetic cases: all five files, made by rule synthesize_case. A folder of your own: the files that exist,
+    so that ingest reports a missing one by name instead of the whole DAG failing.
+    """
+    if SYNTHETIC:
+        kinds = ("t1", "t1ce", "t2", "flair", "seg")
+        return [SYNTHETIC_FILES.format(case=wildcards.case, kind=kind) for kind in kinds]
+    return [str(p) for p in CASES[wildcards.case].existing_files()]
+
+
+rule ingest:
+    input:
+        files=case_inputs,
+        code=code("preprocess/validate.py", "preprocess/steps.py", "io.py", "labels.py", "layouts.py"),
+    output:
+        npz=interim(f"{INTERIM_DIR}/{{case}}/ingested.npz"),
+    params:
+        folder=lambda wc: str(CASES[wc.case].folder),
+        layout=lambda wc: CASES[wc.case].layout,
+    log:
+        "logs/preprocess/{case}/ingest.log",
+    script:
+        "../scripts/ingest.py"
+
+
+rule bias_correct:
+    input:
+        npz=rules.ingest.output.npz,
+        code=code("preprocess/bias.py", "preprocess/steps.py"),
+    output:
+        npz=interim(f"{INTERIM_DIR}/{{case}}/n4.npz"),
+    params:
+        n4=config["preprocess"]["n4"],
+    threads: 1
+    log:
+        "logs/preprocess/{case}/bias_correct.log",
+    script:
+        "../scripts/bias_correct.py"
+
+
+rule finalise:
+    input:
+        npz=rules.bias_correct.output.npz,
+        code=code("preprocess/normalise.py", "preprocess/crop.py", "preprocess/cache.py", "preprocess/steps.py"),
+    output:
+        case=directory(f"{CACHE_DIR}/cases/{{case}}"),
+    params:
+        preprocess=config["preprocess"],
+    log:
+        "logs/preprocess/{case}/finalise.log",
+    script:
+        "../scripts/finalise.py"
+
+
+rule manifest:
+    input:
+        cases=expand(f"{CACHE_DIR}/cases/{{case}}", case=sorted(CASES)),
+        code=code("preprocess/split.py", "preprocess/steps.py"),
+    output:
+        csv=f"{CACHE_DIR}/manifest.csv",
+        parquet=f"{CACHE_DIR}/manifest.parquet",
+        split=f"{CACHE_DIR}/splits.json",
+    params:
+        split=config["split"],
+    log:
+        "logs/preprocess/manifest.log",
+    script:
+        "../scripts/manifest.py"

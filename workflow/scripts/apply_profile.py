@@ -1,0 +1,31 @@
+"""Merge a parameter profile (a partial params.yaml) into params.yaml, in place.
+
+python workflow/scripts/apply_profile.py tests/profiles/tiny.yaml [--params params.yaml]
+"""
+
+import argparse
+from pathlib import Path
+
+import yaml
+from _params import load_params
+
+from bratseg.config import deep_merge
+from bratseg.io import atomic_path
+from bratseg.steprun import run_step
+
+
+def apply(profile: Path, params: Path) -> None:
+    merged = deep_merge(yaml.safe_load(params.read_text()), yaml.safe_load(profile.read_text()))
+    with atomic_path(params) as tmp:
+        tmp.write_text(yaml.safe_dump(merged, sort_keys=False))
+    load_params(params)  # the result must still be valid
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("profile", type=Path)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    run_step("apply_profile", lambda: apply(args.profile, args.params))

@@ -1,0 +1,12 @@
+"""Snakemake adapter: read and validate one raw case (all modalities + segmentation)."""
+
+from pathlib import Path
+
+from bratseg.preprocess.steps import ingest
+
+from bratseg.layouts import case_files
+from bratseg.steprun import run_step
+
+smk = snakemake  # type: ignore[name-defined]  # noqa: F821
+files = case_files(Path(smk.params.folder), smk.params.layout)
+run_step("ingest", lambda: ingest(files, Path(smk.output.npz)), smk.log[0])
