@@ -1,0 +1,130 @@
+"""Random 3D patches from the cached cases, with tumour oversampling.
+
+Every sample is a pure function of ``(seed, epoch, index)``: the batches of an epoch are the same whatever the
+number of loader workers, and a resumed run sees exactly the data an uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch.utils.data import Dataset
+
+from bratseg.config import AugmentParams
+from bratseg.labels import classes_to_regions
+from bratseg.preprocess.cache import CachedCase, extract_patch
+from bratseg.training.augment import augment
+
+IntArray = npt.NDArray[np.int64]
+
+
+def start_bounds(shape: Sequence[int], patch_size: Sequence[int]) -> tuple[IntArray, IntArray]:
+    """Inclusive range of patch starts per axis.
+
+    A patch lies inside the volume where the volume is larger than the patch; where it is smaller, the patch
+    covers the whole axis and the rest is padding.
+    """
+    diff = np.asarray(shape, dtype=np.int64) - np.asarray(patch_size, dtype=np.int64)
+    return np.minimum(diff, 0), np.maximum(diff, 0)
+
+
+def choose_start(
+    shape: Sequence[int],
+    patch_size: Sequence[int],
+    locations: dict[int, npt.NDArray[np.int32]],
+    foreground: bool,
+    rng: np.random.Generator,
+) -> IntArray:
+    """Start corner of one patch.
+
+    With ``foreground`` and at least one tumour class present, a class is drawn uniformly among the present
+    ones (so rare enhancing tumour is seen as often as edema), then one of its voxels, which lands at a
+    uniform random position inside the patch. Otherwise the start is uniform over the volume.
+    """
+    lo, hi = start_bounds(shape, patch_size)
+    present = [k for k in sorted(locations) if len(locations[k])]
+    if foreground and present:
+        cls = present[int(rng.integers(len(present)))]
+        voxel = locations[cls][int(rng.integers(len(locations[cls])))].astype(np.int64)
+        offset = rng.integers(0, np.asarray(patch_size, dtype=np.int64))
+        start: IntArray = np.clip(voxel - offset, lo, hi)
+        return start
+    return rng.integers(lo, hi + 1)
+
+
+class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Map-style dataset of random patches; call :meth:`set_epoch` before each epoch.
+
+    Items are ``(image, target)``: image (4, *patch_size) float32; target (3, *patch_size) float32 region
+    masks (WT, TC, ET) when ``target == "regions"``, or (*patch_size) int64 classes for ``"classes"``.
+    """
+
+    def __init__(
+        self,
+        cases: Sequence[CachedCase],
+        *,
+        patch_size: Sequence[int],
+        samples_per_epoch: int,
+        foreground_fraction: float,
+        target: str,
+        seed: int,
+        augment_params: AugmentParams | None = None,
+    ) -> None:
+        if not cases:
+            raise ValueError("cases: at least one labelled case is needed for training")
+        if target not in ("regions", "classes"):
+            raise ValueError(f"target must be 'regions' or 'classes', got {target!r}")
+        if not 0 <= foreground_fraction <= 1:
+            raise ValueError(f"foreground_fraction must lie in [0, 1], got {foreground_fraction}")
+        if samples_per_epoch < 1:
+            raise ValueError(f"samples_per_epoch must be >= 1, got {samples_per_epoch}")
+        missing = [c.case_id for c in cases if not c.properties.get("has_label")]
+        if missing:
+            raise ValueError(f"cases: training needs labelled cases, these have no segmentation: {missing}")
+        self.cases = list(cases)
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.samples_per_epoch = samples_per_epoch
+        self.foreground_fraction = foreground_fraction
+        self.target = target
+        self.seed = seed
+        self.augment_params = augment_params
+        self.epoch = 0
+        self._locations: dict[int, dict[int, npt.NDArray[np.int32]]] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def _case_locations(self, i: int) -> dict[int, npt.NDArray[np.int32]]:
+        if i not in self._locations:
+            self._locations[i] = self.cases[i].locations()
+        return self._locations[i]
+
+    def sample(self, index: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+        """The raw (image, class label) patch for ``index`` in the current epoch, augmented."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        i = int(rng.integers(len(self.cases)))
+        case = self.cases[i]
+        image = case.image()
+        label = case.label()
+        assert label is not None  # checked in __init__
+        foreground = bool(rng.random() < self.foreground_fraction)
+        start = choose_start(image.shape[1:], self.patch_size, self._case_locations(i), foreground, rng)
+        img = extract_patch(image, start.tolist(), self.patch_size).astype(np.float32)
+        lab = extract_patch(label, start.tolist(), self.patch_size).astype(np.uint8)
+        if self.augment_params is not None:
+            img, lab = augment(img, lab, self.augment_params, rng)
+        return img, lab
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img, lab = self.sample(index)
+        if self.target == "regions":
+            target = torch.from_numpy(classes_to_regions(lab).astype(np.float32))
+        else:
+            target = torch.from_numpy(lab.astype(np.int64))
+        return torch.from_numpy(np.ascontiguousarray(img)), target
