@@ -1,0 +1,128 @@
+"""Command line: ``bratseg predict`` segments new cases with a trained model.
+
+    bratseg predict --model models/best.pt --case BraTS-GLI-00042-000/ --output seg.nii.gz
+    bratseg predict --model models/best.pt --t1 a.nii.gz --t1ce b.nii.gz --t2 c.nii.gz --flair d.nii.gz \\
+        --output seg.nii.gz
+
+A case goes through the same preprocessing steps as the training data (ingest, N4, normalise, crop), with
+the preprocessing parameters recorded in the model, then sliding-window inference and post-processing with
+the ``inference`` and ``postprocess`` sections of ``--params`` (default: ./params.yaml). The segmentation is
+written on the exact grid of the input and in its label convention (enhancing tumour 4 for BraTS 2020/2021,
+3 for 2023+). Like the pipeline scripts, this entry point reads the YAML; the library itself does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bratseg.config import InferenceParams, N4Params, PostprocessParams, PreprocessParams
+from bratseg.errors import BratsegError, ConfigError
+from bratseg.layouts import LAYOUTS, MODALITIES, CaseFiles, case_files
+from bratseg.steprun import run_step
+
+
+def predict_case(
+    files: CaseFiles,
+    model_path: Path,
+    output: Path,
+    inference: InferenceParams,
+    post: PostprocessParams,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Preprocess ``files`` as at training time, segment, and write ``output``; returns provenance."""
+    from bratseg.inference.predict import TrainedModel, predict_cached_case, write_segmentation
+    from bratseg.preprocess.cache import open_case
+    from bratseg.preprocess.steps import bias_correct, finalise, ingest
+    from bratseg.training.determinism import resolve_device
+
+    model = TrainedModel.load(model_path, resolve_device(device))
+    preprocess = PreprocessParams.from_dict(model.meta["preprocess"])
+    with tempfile.TemporaryDirectory(prefix="bratseg-predict-") as tmp:
+        work = Path(tmp)
+        ingest(files, work / "ingested.npz")
+        bias_correct(work / "ingested.npz", work / "n4.npz", N4Params.from_dict(preprocess.n4.to_dict()))
+        finalise(work / "n4.npz", work / files.case_id, preprocess)
+        case = open_case(work / files.case_id)
+        classes, geometry, info = predict_cached_case(model, case, inference, post)
+    write_segmentation(output, classes, geometry, files.convention.name)
+    return info
+
+
+def _files_from_args(args: argparse.Namespace) -> CaseFiles:
+    singles = {m: getattr(args, m) for m in MODALITIES}
+    if args.case is not None:
+        if any(singles.values()):
+            raise ConfigError("predict: give either --case or the four modality files, not both")
+        if not args.case.is_dir():
+            raise ConfigError(f"predict: case folder {args.case} does not exist")
+        try:
+            return case_files(args.case, args.layout)
+        except ValueError as exc:
+            raise ConfigError(f"predict: {exc}") from exc
+    missing = [f"--{m}" for m, p in singles.items() if p is None]
+    if missing:
+        raise ConfigError(f"predict: give --case, or --t1 --t1ce --t2 --flair (missing {' '.join(missing)})")
+    layout = "brats2021" if args.layout == "auto" else args.layout
+    case_id = args.case_id or Path(singles["t1"]).name.split(".")[0]
+    return CaseFiles(
+        case_id, Path(singles["t1"]).parent, layout, {m: Path(p) for m, p in singles.items()}, None
+    )
+
+
+def _load_sections(path: Path) -> tuple[InferenceParams, PostprocessParams]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"predict: parameter file {path} not found (pass --params)")
+    raw = yaml.safe_load(path.read_text())
+    try:
+        return InferenceParams.from_dict(raw["inference"]), PostprocessParams.from_dict(raw["postprocess"])
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: needs the sections 'inference' and 'postprocess' ({exc})") from exc
+
+
+def _predict(args: argparse.Namespace) -> None:
+    files = _files_from_args(args)
+    inference, post = _load_sections(args.params)
+    if args.output.exists() and not args.overwrite:
+        raise BratsegError(f"predict: {args.output} exists (pass --overwrite to replace it)")
+    info = predict_case(files, args.model, args.output, inference, post, args.device)
+    print(f"{files.case_id}: wrote {args.output} ({files.convention.name} labels; post-processing {info})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bratseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="segment one case with a trained model")
+    p.add_argument("--model", type=Path, required=True, help="trained model (models/best.pt)")
+    p.add_argument("--case", type=Path, help="a BraTS 2020 / 2021 / 2023 case folder")
+    for m in MODALITIES:
+        p.add_argument(f"--{m}", type=Path, help=f"{m} image (instead of --case)")
+    p.add_argument("--case-id", help="case id for messages when giving single files (default: t1 file name)")
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", *LAYOUTS],
+        help="naming and label convention (single files default to brats2021: enhancing = 4)",
+    )
+    p.add_argument("--output", type=Path, required=True, help="segmentation to write (.nii.gz)")
+    p.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="file with the inference and postprocess sections (default: params.yaml)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    args = parser.parse_args(argv)
+    run_step("predict", lambda: _predict(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

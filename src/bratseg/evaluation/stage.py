@@ -1,0 +1,138 @@
+"""The ``evaluate`` stage: predict the held-out cases, write them in original space, score them.
+
+Scores are computed on the original grid against the segmentation file of the raw case, so the whole
+round trip (crop, remap, uncrop, label convention) is part of what is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from bratseg.config import Params
+from bratseg.errors import BratsegError
+from bratseg.evaluation.metrics import case_metrics
+from bratseg.inference.predict import TrainedModel, predict_cached_case, write_segmentation
+from bratseg.io import atomic_path, load_nifti, save_json
+from bratseg.labels import CONVENTIONS, REGIONS, to_classes
+from bratseg.training.determinism import configure_determinism, resolve_device
+from bratseg.training.stage import load_split
+from bratseg.training.tracking import Tracker
+
+log = logging.getLogger(__name__)
+METRICS = ("dice", "iou", "hd95", "sensitivity", "specificity")
+
+
+def reference_classes(properties: dict[str, Any]) -> np.ndarray:
+    """Ground truth on the original grid, read from the raw segmentation file of the case."""
+    path = Path(properties["sources"]["seg"])
+    img = load_nifti(path, properties["case_id"])
+    return to_classes(np.asarray(img.dataobj).astype(np.int64), CONVENTIONS[properties["convention"]])
+
+
+def summarise(cases: pd.DataFrame) -> dict[str, Any]:
+    """``metrics.json``: mean and median over cases per metric and region (NaN values left out)."""
+    out: dict[str, Any] = {"n_cases": len(cases)}
+    for metric in METRICS:
+        out[metric] = {}
+        for region in REGIONS:
+            values = cases[f"{metric}_{region}"].to_numpy(dtype=float)
+            finite = values[~np.isnan(values)]
+            out[metric][region] = {
+                "mean": round(float(finite.mean()), 6) if finite.size else None,
+                "median": round(float(np.median(finite)), 6) if finite.size else None,
+            }
+    mean_dice = [out["dice"][r]["mean"] for r in REGIONS]
+    out["dice"]["mean"] = round(float(np.mean(mean_dice)), 6) if None not in mean_dice else None
+    return out
+
+
+def evaluate_cases(
+    params: Params, model: TrainedModel, cases: Sequence[Any], predictions_dir: Path
+) -> pd.DataFrame:
+    """Predict, write and score each case; one row per case."""
+    rows = []
+    for case in tqdm(cases, desc="evaluate", unit="case", disable=None):
+        t0 = time.perf_counter()
+        classes, geometry, info = predict_cached_case(
+            model, case, params.inference, params.postprocess, params.train.amp
+        )
+        write_segmentation(
+            predictions_dir / f"{case.case_id}.nii.gz", classes, geometry, case.properties["convention"]
+        )
+        ref = reference_classes(case.properties)
+        if ref.shape != classes.shape:
+            raise BratsegError(f"{case.case_id}: prediction shape {classes.shape} != reference {ref.shape}")
+        scores = case_metrics(classes, ref, geometry.spacing, params.metrics)
+        row: dict[str, Any] = {"case_id": case.case_id}
+        for region in REGIONS:
+            for key, value in scores[region].items():
+                row[f"{key}_{region}"] = value
+        row["dice_mean"] = float(np.nanmean([scores[r]["dice"] for r in REGIONS]))
+        row.update({f"post_{k}": v for k, v in info.items()})
+        rows.append(row)
+        log.info(
+            "%s: Dice WT %.3f TC %.3f ET %.3f (%.1f s)",
+            case.case_id,
+            scores["WT"]["dice"],
+            scores["TC"]["dice"],
+            scores["ET"]["dice"],
+            time.perf_counter() - t0,
+        )
+    return pd.DataFrame(rows)
+
+
+def run_evaluation(
+    params: Params, cache_dir: Path, model_dir: Path, predictions_dir: Path, reports_dir: Path
+) -> dict[str, Any]:
+    """The whole stage. Outputs: predictions, ``reports_dir/cases.csv``, ``reports_dir/metrics.json``."""
+    configure_determinism(params.train.num_threads)
+    device = resolve_device(params.train.device)
+    cases = load_split(cache_dir)["test"]
+    if not cases:
+        raise BratsegError("split: the test split is empty (raise split.test_fraction or add cases)")
+    model = TrainedModel.load(model_dir / "best.pt", device)
+    predictions_dir.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():
+        frame = evaluate_cases(params, model, cases, predictions_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(reports_dir / "cases.csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    summary = summarise(frame)
+    save_json(reports_dir / "metrics.json", summary)
+    _track(summary, reports_dir, model_dir)
+    return summary
+
+
+def _track(summary: dict[str, Any], reports_dir: Path, model_dir: Path) -> None:
+    """Add the test metrics and files to the training's MLflow run (a new run if the store lost it)."""
+    run = json.loads((model_dir / "run.json").read_text())
+    tracker = Tracker.attach(run["run_id"])
+    if tracker is None:
+        log.warning("MLflow run %s not found in the store; logging evaluation to a new run", run["run_id"])
+        tracker = Tracker.create(
+            run["experiment"],
+            f"evaluation-{run['run_id'][:8]}",
+            {"restored_from": run["run_id"], "git.commit": run.get("git.commit", "")},
+        )
+    flat = {
+        f"test_{metric}_{region}_{stat}": value
+        for metric in METRICS
+        for region in REGIONS
+        for stat, value in summary[metric][region].items()
+        if value is not None and not math.isnan(value)
+    }
+    tracker.log_metrics(flat)
+    for name in ("cases.csv", "metrics.json"):
+        tracker.log_artifact(reports_dir / name, "evaluation")
+    tracker.finish()

@@ -1,0 +1,110 @@
+"""Predict with a trained model: cached cases (evaluation) and raw BraTS cases (the ``predict`` command)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from bratseg.config import InferenceParams, NetParams, PostprocessParams
+from bratseg.inference.postprocess import postprocess, probabilities_to_classes
+from bratseg.inference.sliding_window import sliding_window_predict
+from bratseg.io import Geometry, save_nifti
+from bratseg.labels import CONVENTIONS, from_classes
+from bratseg.models.registry import build_model
+from bratseg.preprocess.cache import CachedCase
+from bratseg.preprocess.crop import uncrop
+from bratseg.training.checkpoint import load_checkpoint
+from bratseg.training.determinism import amp_dtype
+from bratseg.training.loop import probability_fn
+
+Classes = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A network in eval mode with the metadata recorded at training time."""
+
+    network: nn.Module
+    meta: dict[str, Any]
+    device: torch.device
+
+    @classmethod
+    def load(cls, path: Path | str, device: torch.device | str = "cpu") -> TrainedModel:
+        """Load ``best.pt`` (``weights_only=True``: tensors and plain data only)."""
+        device = torch.device(device)
+        state = load_checkpoint(path, map_location=device)
+        meta = state["meta"]
+        net = build_model(
+            meta["model"], meta["in_channels"], meta["out_channels"], NetParams.from_dict(meta["net"])
+        )
+        net.load_state_dict(state["model"])
+        net.to(device).eval()
+        return cls(net, meta, device)
+
+    def probabilities(
+        self,
+        image: npt.NDArray[np.floating[Any]],
+        params: InferenceParams,
+        amp: str = "none",
+        progress: bool = False,
+    ) -> npt.NDArray[np.float32]:
+        """Sliding-window probabilities (n_outputs, X, Y, Z) for a preprocessed image (4, X, Y, Z)."""
+        return sliding_window_predict(
+            image,
+            probability_fn(self.network, self.meta["target"]),
+            patch_size=self.meta["patch_size"],
+            n_outputs=self.meta["out_channels"],
+            overlap=params.overlap,
+            sigma_scale=params.gaussian_sigma,
+            batch_size=params.batch_size,
+            device=self.device,
+            amp_dtype=amp_dtype(self.device, amp),
+            tta_flips=params.tta_flips,
+            progress=progress,
+        )
+
+    def segment(
+        self,
+        image: npt.NDArray[np.floating[Any]],
+        inference: InferenceParams,
+        post: PostprocessParams,
+        amp: str = "none",
+    ) -> tuple[Classes, dict[str, Any]]:
+        """Post-processed classes (X, Y, Z) for a preprocessed image, and what post-processing did."""
+        probs = self.probabilities(image, inference, amp)
+        classes, info = postprocess(
+            probabilities_to_classes(probs, self.meta["target"], post.threshold), post
+        )
+        return classes.astype(np.uint8, copy=False), dict(info)
+
+
+def restore_original(classes: Classes, properties: dict[str, Any]) -> tuple[Classes, Geometry]:
+    """Undo the crop: classes on the original grid of the case, and that grid's geometry."""
+    geometry = Geometry.from_dict(properties["geometry"])
+    bbox = tuple(tuple(int(v) for v in axis) for axis in properties["bbox"])
+    full = uncrop(classes, bbox, geometry.shape, fill=0)  # type: ignore[arg-type]
+    return full.astype(np.uint8), geometry
+
+
+def write_segmentation(path: Path, classes: Classes, geometry: Geometry, convention: str) -> None:
+    """Write classes as a NIfTI label map in the case's own label convention and exact original geometry."""
+    save_nifti(path, from_classes(classes, CONVENTIONS[convention]), geometry)
+
+
+def predict_cached_case(
+    model: TrainedModel,
+    case: CachedCase,
+    inference: InferenceParams,
+    post: PostprocessParams,
+    amp: str = "none",
+) -> tuple[Classes, Geometry, dict[str, Any]]:
+    """Predict a cached case and return classes on its original grid, the grid, and provenance."""
+    cropped, info = model.segment(case.image(), inference, post, amp)
+    classes, geometry = restore_original(cropped, case.properties)
+    return classes, geometry, info
