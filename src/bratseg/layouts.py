@@ -4,7 +4,8 @@ Supported (one sub-folder per case; ``.nii`` or ``.nii.gz``):
 
 - ``brats2020``: ``BraTS20_Training_001/BraTS20_Training_001_{t1,t1ce,t2,flair,seg}.nii``
 - ``brats2021``: ``BraTS2021_00000/BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz``
-- ``brats2023``: ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz`` (also MEN, MET, PED, SSA)
+- ``brats2023``: ``BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz``
+  (also MEN, MET, PED, SSA)
 
 Modalities are always handled in the order of :data:`MODALITIES`. A case without a segmentation file
 (validation/test releases) is accepted and marked unlabelled. Missing *images* are not an error here: the

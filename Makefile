@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh machine (Python >= 3.11 and the package registries):
+#   make repro   # create .venv, install, run the whole pipeline (dvc repro) on the embedded cohort
+#   make test    # create .venv, install, run the test suite (what CI runs, see .ci/run)
+# torch is installed first and pinned; for a CUDA build, e.g.:
+#   make repro TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu126"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+BIN := $(VENV)/bin
+RUN := PATH="$(abspath $(BIN)):$$PATH"
+
+.PHONY: setup repro test test-unit lint bench check-browser clean-outputs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/lock.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[dev]"
+	$(BIN)/python -m bratseg.plots_template .dvc/plots/offline.html
+	touch $@
+
+repro: setup
+	$(RUN) dvc repro
+
+test: setup
+	$(RUN) python -m pytest
+
+test-unit: setup
+	$(RUN) python -m pytest -m "not e2e"
+
+lint: setup
+	$(RUN) ruff check src tests workflow benchmarks
+	$(RUN) mypy
+	$(RUN) snakemake --lint
+
+bench: setup
+	$(RUN) python benchmarks/bench_preprocess.py
+	$(RUN) python benchmarks/bench_patch_read.py
+	$(RUN) python benchmarks/bench_metrics.py
+	$(RUN) python benchmarks/bench_training.py
+
+check-browser: setup
+	$(RUN) dvc plots show --out dvc_plots
+	scripts/check_browser.sh reports/report.html dvc_plots/index.html
