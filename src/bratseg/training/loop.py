@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -30,6 +31,8 @@ from bratseg.training.sampler import PatchDataset
 
 log = logging.getLogger(__name__)
 GRAD_CLIP = 12.0  # nnU-Net's gradient-norm clip
+#: Per-epoch values that vary between identical runs: logged and tracked, never stored in a checkpoint.
+TIMING_KEYS = ("patches_per_s", "loader_wait_s", "train_time_s", "epoch_time_s")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def train(
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         scaler.load_state_dict(resume["scaler"])
-        history = list(resume["history"])
+        history = json.loads(resume["history"])
         best_epoch, best_score = int(resume["best_epoch"]), float(resume["best_score"])
         start_epoch = int(resume["epoch"])
         log.info("resuming after epoch %d of %d", start_epoch, tp.epochs)
@@ -197,7 +200,7 @@ def train(
             )
         epoch_times.append(time.perf_counter() - t_epoch)
         row["epoch_time_s"] = epoch_times[-1]
-        history.append(row)
+        history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
         save_checkpoint(
             model_dir / "last.pt",
             {
@@ -206,7 +209,9 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "epoch": epoch + 1,
-                "history": history,
+                # JSON text, not a list of dicts: pickle's sharing of identical key strings would make a
+                # resumed run's bytes differ from an uninterrupted one with the same values.
+                "history": json.dumps(history, sort_keys=True),
                 "best_epoch": best_epoch,
                 "best_score": best_score,
                 "fingerprint": fingerprint,

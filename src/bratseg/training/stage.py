@@ -142,7 +142,7 @@ def run_training(params: Params, cache_dir: Path, model_dir: Path, reports_dir: 
         len(split["val"]),
         tracker.run_id,
     )
-    history_logged = len(resume["history"]) if resume is not None else 0
+    resumed_epochs = int(resume["epoch"]) if resume is not None else 0
 
     def on_epoch(row: dict[str, float]) -> None:
         tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
@@ -167,7 +167,7 @@ def run_training(params: Params, cache_dir: Path, model_dir: Path, reports_dir: 
     tracker.set_tags(
         {
             "train.device": str(device),
-            "train.resumed_epochs": str(history_logged),
+            "train.resumed_epochs": str(resumed_epochs),
             "torch.version": torch.__version__,
         }
     )
