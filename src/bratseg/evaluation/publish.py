@@ -14,6 +14,7 @@ import pandas as pd
 from bratseg.config import Params
 from bratseg.evaluation.figures import case_figure, metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
+from bratseg.evaluation.stage import reference_classes
 from bratseg.io import atomic_path, load_nifti
 from bratseg.labels import CONVENTIONS, to_classes
 from bratseg.layouts import MODALITIES
@@ -47,10 +48,7 @@ def _load_case_arrays(properties: dict[str, Any], prediction: Path) -> dict[str,
     }
     convention = CONVENTIONS[properties["convention"]]
     pred = to_ras(to_classes(np.asarray(pred_img.dataobj).astype(np.int64), convention), affine)
-    ref = None
-    if properties.get("has_label"):
-        seg = load_nifti(properties["sources"]["seg"], case_id)
-        ref = to_ras(to_classes(np.asarray(seg.dataobj).astype(np.int64), convention), affine)
+    ref = to_ras(reference_classes(properties), affine) if properties.get("has_label") else None
     ornt = nib.io_orientation(affine)
     zooms = pred_img.header.get_zooms()[:3]
     spacing = tuple(float(zooms[int(axis)]) for axis in ornt[:, 0].argsort())
