@@ -29,13 +29,13 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 from _params import load_params  # noqa: E402
 
 from bratseg.config import Params, PreprocessParams, deep_merge, parse_params  # noqa: E402
+from bratseg.models.registry import build_model  # noqa: E402
 from bratseg.preprocess.cache import CachedCase, open_case  # noqa: E402
 from bratseg.training.determinism import amp_dtype, configure_determinism  # noqa: E402
-from bratseg.training.losses import build_loss  # noqa: E402
 from bratseg.training.loop import n_outputs  # noqa: E402
+from bratseg.training.losses import build_loss  # noqa: E402
 from bratseg.training.optim import build_optimizer  # noqa: E402
 from bratseg.training.sampler import PatchDataset  # noqa: E402
-from bratseg.models.registry import build_model  # noqa: E402
 
 
 def cached_cases(params: Params, n: int) -> tuple[list[CachedCase], list[dict[str, str]]]:
@@ -79,16 +79,29 @@ def nifti_patch_time(sources: list[dict[str, str]], patch: tuple[int, int, int],
     return statistics.median(times)
 
 
-def measure(params: Params, model_name: str, cases: list[CachedCase], steps: int, warmup: int,
-            device: torch.device, amp: str) -> dict[str, float]:
+def measure(
+    params: Params,
+    model_name: str,
+    cases: list[CachedCase],
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    amp: str,
+) -> dict[str, float]:
     tp = params.train
     net = getattr(params, model_name)
     model = build_model(model_name, 4, n_outputs(tp.target), net).to(device)
     loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, net.depth - 1 if net.deep_supervision else 1)
     optimizer = build_optimizer(model, tp)
-    dataset = PatchDataset(cases, patch_size=tp.patch_size, samples_per_epoch=(steps + warmup) * tp.batch_size,
-                           foreground_fraction=tp.foreground_fraction, target=tp.target, seed=0,
-                           augment_params=tp.augment)
+    dataset = PatchDataset(
+        cases,
+        patch_size=tp.patch_size,
+        samples_per_epoch=(steps + warmup) * tp.batch_size,
+        foreground_fraction=tp.foreground_fraction,
+        target=tp.target,
+        seed=0,
+        augment_params=tp.augment,
+    )
     loader = torch.utils.data.DataLoader(dataset, batch_size=tp.batch_size, num_workers=tp.num_workers)
     dtype = amp_dtype(device, amp)
     waits, computes = [], []
@@ -109,13 +122,19 @@ def measure(params: Params, model_name: str, cases: list[CachedCase], steps: int
             computes.append(time.perf_counter() - t0)
         t_fetch = time.perf_counter()
     step = statistics.median(np.add(waits, computes))
-    return {"params_M": sum(p.numel() for p in model.parameters()) / 1e6, "step_s": step,
-            "compute_s": statistics.median(computes), "wait_s": statistics.median(waits),
-            "patches_per_s": tp.batch_size / step}
+    return {
+        "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+        "step_s": step,
+        "compute_s": statistics.median(computes),
+        "wait_s": statistics.median(waits),
+        "patches_per_s": tp.batch_size / step,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--gpu-profile", action="store_true", help="128^3 patches, batch 2, on CUDA")
@@ -126,25 +145,32 @@ def main() -> None:
     if args.gpu_profile:
         if device.type != "cuda":
             raise SystemExit("--gpu-profile needs a CUDA device")
-        raw = deep_merge(params.to_dict(), {"train": {"patch_size": [128, 128, 128], "batch_size": 2,
-                                                      "num_workers": 4}})
+        raw = deep_merge(
+            params.to_dict(), {"train": {"patch_size": [128, 128, 128], "batch_size": 2, "num_workers": 4}}
+        )
         schema = yaml.safe_load((ROOT / "workflow/schemas/params.schema.yaml").read_text())
         params = parse_params(raw, schema)
         amps = ["none", "bf16"]
     configure_determinism(params.train.num_threads)
     cases, sources = cached_cases(params, 4)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, patch "
-          f"{params.train.patch_size}, batch {params.train.batch_size}, {len(cases)} cached cases")
-    print(f"| model | amp | params (M) | step (s) | compute (s) | loader wait (s) | wait share | patches/s |")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, patch "
+        f"{params.train.patch_size}, batch {params.train.batch_size}, {len(cases)} cached cases"
+    )
+    print("| model | amp | params (M) | step (s) | compute (s) | loader wait (s) | wait share | patches/s |")
     print("|---|---|---|---|---|---|---|---|")
     for name in ("unet", "resunet"):
         for amp in amps:
             r = measure(params, name, cases, args.steps, args.warmup, device, amp)
-            print(f"| {name} | {amp} | {r['params_M']:.2f} | {r['step_s']:.3f} | {r['compute_s']:.3f} | "
-                  f"{r['wait_s']:.4f} | {100 * r['wait_s'] / r['step_s']:.1f}% | {r['patches_per_s']:.2f} |")
+            print(
+                f"| {name} | {amp} | {r['params_M']:.2f} | {r['step_s']:.3f} | {r['compute_s']:.3f} | "
+                f"{r['wait_s']:.4f} | {100 * r['wait_s'] / r['step_s']:.1f}% | {r['patches_per_s']:.2f} |"
+            )
     per_patch_nifti = nifti_patch_time(sources, params.train.patch_size, 6)
-    print(f"\nalternative input path: re-reading the NIfTI files costs {per_patch_nifti:.3f} s per patch, "
-          f"i.e. {per_patch_nifti * params.train.batch_size:.3f} s per batch of loader time")
+    print(
+        f"\nalternative input path: re-reading the NIfTI files costs {per_patch_nifti:.3f} s per patch, "
+        f"i.e. {per_patch_nifti * params.train.batch_size:.3f} s per batch of loader time"
+    )
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import torch
@@ -68,7 +69,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_bytes(
             raise Interrupted
 
     out = tmp_path / "interrupted"
-    try:
+    with contextlib.suppress(Interrupted):
         train(
             params,
             cached_cases[:2],
@@ -79,8 +80,6 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_bytes(
             fingerprint="fp",
             on_epoch=stop_after_epoch_2,
         )
-    except Interrupted:
-        pass
     state = load_checkpoint(out / "last.pt")
     assert state["epoch"] == 2 and not state["complete"]
     run(params, cached_cases, out, resume=state)

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ def test_poly_and_cosine_end_at_zero_and_decrease():
     for schedule in ("poly", "cosine"):
         values = [lr_factor(schedule, s, 50) for s in range(51)]
         assert values[-1] == pytest.approx(0.0, abs=1e-12)
-        assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+        assert all(a >= b for a, b in itertools.pairwise(values))
     assert lr_factor("poly", 25, 50) == pytest.approx(0.5**0.9)
     assert lr_factor("constant", 49, 50) == 1.0
 

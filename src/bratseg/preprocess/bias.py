@@ -1,14 +1,14 @@
 """N4 bias-field correction (SimpleITK), fitted on a shrunk image and applied at full resolution.
 
 The multiplicative field is fitted by ``N4BiasFieldCorrectionImageFilter`` on the image and the mask shrunk
-by the shrink factors (``sitk.Shrink``; see :func:`shrink_factors`), then its B-spline is evaluated on the full-resolution grid
-(``GetLogBiasFieldAsImage``) and the image is divided by ``exp(log_bias)``. Only voxels inside the mask with a
-positive intensity take part in the fit (N4 works on log intensities); zeros stay zeros.
+by the shrink factors (``sitk.Shrink``; see :func:`shrink_factors`), then its B-spline is evaluated on the
+full-resolution grid (``GetLogBiasFieldAsImage``) and the image is divided by ``exp(log_bias)``. Only voxels
+inside the mask with a positive intensity take part in the fit (N4 works on log intensities); zeros stay zeros.
 
-The fit runs on the bounding box of the mask (plus the largest shrink factor in voxels), not on the whole field of view:
-a BraTS brain fills about a third of the 240 x 240 x 155 grid, so this cuts the time of every N4 iteration
-(which visits the whole fitted grid) and spends the B-spline control points on the brain. Outside the box the
-log field repeats its boundary values.
+The fit runs on the bounding box of the mask (plus the largest shrink factor in voxels), not on the whole
+field of view: a BraTS brain fills about a third of the 240 x 240 x 155 grid, so this cuts the time of every
+N4 iteration (which visits the whole fitted grid) and spends the B-spline control points on the brain.
+Outside the box the log field repeats its boundary values.
 
 The ITK thread count is set explicitly for every call (filter and global default, restored afterwards): the
 fit is bit-reproducible for a given thread count, but the floating-point summation order, hence the last bits
@@ -68,12 +68,16 @@ def _extend(inside: npt.NDArray[np.float32], box: BBox, shape: tuple[int, ...]) 
 
 
 def shrink_factors(params: N4Params, spacing: tuple[float, float, float]) -> list[int]:
-    """Per-axis shrink factors: ``params.shrink_factor`` on every axis, or with ``"auto"`` the factor that
-    brings each axis's voxel size closest to ``params.fit_spacing_mm`` (4 at 2 mm, 8 at 1 mm for 8 mm)."""
+    """Per-axis shrink factors.
+
+    An integer ``params.shrink_factor`` applies on every axis; ``"auto"`` takes per axis the factor that brings
+    the voxel size closest to ``params.fit_spacing_mm`` (for 8 mm: 4 at 2 mm, 8 at 1 mm).
+    """
     if params.shrink_factor == "auto":
         return [max(1, round(params.fit_spacing_mm / s)) for s in spacing]
     if not isinstance(params.shrink_factor, int) or params.shrink_factor < 1:
-        raise ValueError(f"params.shrink_factor must be 'auto' or an integer >= 1, got {params.shrink_factor!r}")
+        got = params.shrink_factor
+        raise ValueError(f"params.shrink_factor must be 'auto' or an integer >= 1, got {got!r}")
     return [params.shrink_factor] * 3
 
 
