@@ -3,7 +3,8 @@
 The multiplicative field is fitted by ``N4BiasFieldCorrectionImageFilter`` on the image and the mask shrunk
 by the shrink factors (``sitk.Shrink``; see :func:`shrink_factors`), then its B-spline is evaluated on the
 full-resolution grid (``GetLogBiasFieldAsImage``) and the image is divided by ``exp(log_bias)``. Only voxels
-inside the mask with a positive intensity take part in the fit (N4 works on log intensities); zeros stay zeros.
+inside the mask with a positive intensity take part in the fit (N4 works on log intensities); zeros stay
+zeros.
 
 The fit runs on the bounding box of the mask (plus the largest shrink factor in voxels), not on the whole
 field of view: a BraTS brain fills about a third of the 240 x 240 x 155 grid, so this cuts the time of every
@@ -70,8 +71,8 @@ def _extend(inside: npt.NDArray[np.float32], box: BBox, shape: tuple[int, ...]) 
 def shrink_factors(params: N4Params, spacing: tuple[float, float, float]) -> list[int]:
     """Per-axis shrink factors.
 
-    An integer ``params.shrink_factor`` applies on every axis; ``"auto"`` takes per axis the factor that brings
-    the voxel size closest to ``params.fit_spacing_mm`` (for 8 mm: 4 at 2 mm, 8 at 1 mm).
+    An integer ``params.shrink_factor`` applies on every axis; ``"auto"`` takes per axis the factor that
+    brings the voxel size closest to ``params.fit_spacing_mm`` (for 8 mm: 4 at 2 mm, 8 at 1 mm).
     """
     if params.shrink_factor == "auto":
         return [max(1, round(params.fit_spacing_mm / s)) for s in spacing]
