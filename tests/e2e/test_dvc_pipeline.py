@@ -51,13 +51,13 @@ def mlflow_runs(project: Path) -> list[dict]:
                 con.execute(f"SELECT key, value FROM {name} WHERE run_uuid=?", (run_uuid,)).fetchall()
             )
 
-        for run_uuid, status in con.execute(
-            "SELECT run_uuid, status FROM runs ORDER BY start_time"
-        ).fetchall():
+        query = "SELECT run_uuid, status, artifact_uri FROM runs ORDER BY start_time"
+        for run_uuid, status, artifacts in con.execute(query).fetchall():
             runs.append(
                 {
                     "id": run_uuid,
                     "status": status,
+                    "artifacts": artifacts,
                     "params": table("params", run_uuid),
                     "tags": table("tags", run_uuid),
                     "metrics": table("latest_metrics", run_uuid),
@@ -111,7 +111,7 @@ def test_forced_repro_is_byte_identical(project, run, repro):
 def test_exp_run_resunet_is_compared_in_dvc_and_mlflow(project, run, repro):
     run("git", "add", "-A")
     run("git", "commit", "-q", "-m", "baseline results")
-    run("dvc", "exp", "run", "-S", "model=resunet", "-n", "resunet-tiny")
+    run("dvc", "exp", "run", "--temp", "-S", "model=resunet", "-n", "resunet-tiny")  # runs in a temp copy
     shown = json.loads(run("dvc", "exp", "show", "--json").stdout)
     rows = {}
     for entry in shown:
@@ -129,6 +129,9 @@ def test_exp_run_resunet_is_compared_in_dvc_and_mlflow(project, run, repro):
     models = {r["params"]["model"]: r for r in runs}
     assert set(models) == {"unet", "resunet"}
     assert models["resunet"]["tags"]["dvc.exp_name"] == "resunet-tiny"
+    # the temporary copy is gone, but the run and its artifacts were kept in the repository's store
+    assert models["resunet"]["artifacts"].startswith((project / "mlartifacts").as_uri())
+    assert (project / "models/best.pt").exists()  # --temp leaves the workspace (the unet run) alone
     assert "test_dice_ET_mean" in models["resunet"]["metrics"]
 
 

@@ -25,6 +25,8 @@ SHAPE_AMPLITUDE = 0.3
 ROUGHNESS = 0.08
 #: White-matter dependence of the edema extent: reach factor ``EDEMA_GM + EDEMA_WM * wm`` (pure WM → 1.2).
 EDEMA_GM, EDEMA_WM = 0.45, 0.75
+#: Scale (mm, Gaussian sigma) of the white-matter map that steers the edema: edema follows tracts, not voxels.
+WM_SMOOTH_MM = 3.0
 #: Minimum edema rim around the core (mm), inside the brain.
 EDEMA_RIM_MM = 2.5
 #: Sigma (voxels) of the blur turning label masks into partial-volume fractions for the intensity model.
@@ -133,7 +135,7 @@ def tumour_maps(rng: np.random.Generator, spec: TumourSpec, anatomy: Anatomy, gr
     centre_in_box = tuple(np.clip(np.round(centre_vox).astype(int) - lo, 0, np.array(bshape) - 1))
     if not core.any() and brain[centre_in_box]:  # a tiny core on a coarse grid: keep its centre voxel
         core[centre_in_box] = True
-    wm_smooth = ndimage.gaussian_filter(anatomy.box_values(anatomy.wm, box, sel), 1.5 / voxel)
+    wm_smooth = ndimage.gaussian_filter(anatomy.box_values(anatomy.wm, box, sel), WM_SMOOTH_MM / voxel)
     reach = np.float32(EDEMA_GM) + np.float32(EDEMA_WM) * wm_smooth
     fluid = anatomy.box_values(anatomy.csf, box, sel) > 0.6
     edema = (inside(spec.edema_mm, spec.edema_shape, rough_ed, reach) < 1.0) & brain & ~fluid

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bratseg.config import SplitParams
 from bratseg.layouts import MODALITIES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -144,5 +145,7 @@ def build_manifest(properties: Sequence[dict[str, Any]], split: dict[str, list[s
             raise ValueError(f"split: case {case_id} is in no split")
         rows.append(manifest_row(props, where[case_id]))
     columns = list(manifest_row({"case_id": ""}, "").keys())
+    import pandas as pd  # only the manifest needs it: keeps every per-case step's start-up short
+
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values("case_id", kind="stable").reset_index(drop=True)
