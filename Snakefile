@@ -6,10 +6,19 @@
 All settings come from params.yaml, validated against workflow/schemas/params.schema.yaml.
 """
 
+import re
+
+
 configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    case="|".join(re.escape(c) for c in sorted(CASES) + PARAMS.cohort.case_ids()),
+
+
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/preprocess.smk"
 

@@ -1,11 +1,8 @@
 # The embedded synthetic BraTS-like cohort, written in the BraTS 2021 layout.
 
-SYNTHETIC_FILES = f"{SYNTHETIC_DIR}/{{case}}/{{case}}_{{kind}}.nii.gz"
-
-
 rule synthesize_case:
     output:
-        **{kind: SYNTHETIC_FILES.replace("{kind}", kind) for kind in ("t1", "t1ce", "t2", "flair", "seg")},
+        **{kind: SYNTHETIC_FILES.replace("{kind}", kind) for kind in RAW_KINDS},
     input:
         code=code("cohort/*.py", "io.py", "labels.py"),
     params:
@@ -20,4 +17,4 @@ rule synthesize_case:
 
 rule cohort:
     input:
-        expand(SYNTHETIC_FILES, case=PARAMS.cohort.case_ids(), kind=("t1", "t1ce", "t2", "flair", "seg")),
+        expand(SYNTHETIC_FILES, case=PARAMS.cohort.case_ids(), kind=RAW_KINDS),

@@ -1,18 +1,6 @@
 # Per case: ingest (validate) -> N4 bias correction -> normalise, crop, remap, cache; then the cohort manifest.
 
 
-def case_inputs(wildcards):
-    """The case's raw files.
-
-    Synthetic cases: all five files, made by rule synthesize_case. A folder of your own: the files that exist,
-    so that ingest reports a missing one by name instead of the whole DAG failing.
-    """
-    if SYNTHETIC:
-        kinds = ("t1", "t1ce", "t2", "flair", "seg")
-        return [SYNTHETIC_FILES.format(case=wildcards.case, kind=kind) for kind in kinds]
-    return [str(p) for p in CASES[wildcards.case].existing_files()]
-
-
 rule ingest:
     input:
         files=case_inputs,
