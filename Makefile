@@ -42,9 +42,10 @@ lint: setup
 		if [ -n "$$lints" ]; then echo "$$lints"; exit 1; else echo "snakemake --lint: clean"; fi
 
 bench: setup
-	$(RUN) python benchmarks/bench_preprocess.py
+	$(RUN) python benchmarks/bench_preprocess.py --full
 	$(RUN) python benchmarks/bench_patch_read.py
 	$(RUN) python benchmarks/bench_metrics.py
+	$(RUN) python benchmarks/bench_inference.py
 	$(RUN) python benchmarks/bench_training.py
 
 check-browser: setup
