@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from _params import load_params  # noqa: E402
 
+from bratseg.inference.predict import probability_fn  # noqa: E402
 from bratseg.inference.sliding_window import sliding_window_predict  # noqa: E402
+from bratseg.labels import n_outputs  # noqa: E402
 from bratseg.models.registry import build_model  # noqa: E402
-from bratseg.training.loop import n_outputs, probability_fn  # noqa: E402
 
 #: Brain-cropped sizes: the default cohort at 2 mm and a real BraTS case at 1 mm.
 CASES = {"default 2 mm": (77, 97, 78), "full 1 mm": (154, 191, 155)}

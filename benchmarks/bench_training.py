@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 from _params import load_params  # noqa: E402
 
 from bratseg.config import Params, PreprocessParams, deep_merge, parse_params  # noqa: E402
+from bratseg.labels import n_outputs  # noqa: E402
 from bratseg.models.registry import build_model  # noqa: E402
 from bratseg.preprocess.cache import CachedCase, open_case  # noqa: E402
 from bratseg.training.determinism import amp_dtype, configure_determinism  # noqa: E402
-from bratseg.training.loop import n_outputs  # noqa: E402
 from bratseg.training.losses import build_loss  # noqa: E402
 from bratseg.training.optim import build_optimizer  # noqa: E402
 from bratseg.training.sampler import PatchDataset  # noqa: E402
@@ -91,7 +91,7 @@ def measure(
     tp = params.train
     net = getattr(params, model_name)
     model = build_model(model_name, 4, n_outputs(tp.target), net).to(device)
-    loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, net.depth - 1 if net.deep_supervision else 1)
+    loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, model.n_outputs)
     optimizer = build_optimizer(model, tp)
     dataset = PatchDataset(
         cases,

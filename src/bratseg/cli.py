@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bratseg.config import InferenceParams, N4Params, PostprocessParams, PreprocessParams
+from bratseg.config import InferenceParams, PostprocessParams, PreprocessParams
 from bratseg.errors import BratsegError, ConfigError
 from bratseg.layouts import LAYOUTS, MODALITIES, CaseFiles, case_files
 from bratseg.steprun import run_step
@@ -43,7 +43,7 @@ def predict_case(
     with tempfile.TemporaryDirectory(prefix="bratseg-predict-") as tmp:
         work = Path(tmp)
         ingest(files, work / "ingested.npz")
-        bias_correct(work / "ingested.npz", work / "n4.npz", N4Params.from_dict(preprocess.n4.to_dict()))
+        bias_correct(work / "ingested.npz", work / "n4.npz", preprocess.n4)
         finalise(work / "n4.npz", work / files.case_id, preprocess)
         case = open_case(work / files.case_id)
         classes, geometry, info = predict_cached_case(model, case, inference, post)
@@ -87,6 +87,8 @@ def _load_sections(path: Path) -> tuple[InferenceParams, PostprocessParams]:
 def _predict(args: argparse.Namespace) -> None:
     files = _files_from_args(args)
     inference, post = _load_sections(args.params)
+    if not args.model.is_file():
+        raise ConfigError(f"predict: model {args.model} not found (train one with dvc repro)")
     if args.output.exists() and not args.overwrite:
         raise BratsegError(f"predict: {args.output} exists (pass --overwrite to replace it)")
     info = predict_case(files, args.model, args.output, inference, post, args.device)

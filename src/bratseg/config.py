@@ -128,6 +128,10 @@ class PreprocessParams(_Section):
     normalise: NormaliseParams
     crop: CropParams
     cache: CacheParams
+
+
+@dataclass(frozen=True)
+class SnakemakeParams(_Section):
     keep_intermediate: bool
 
 
@@ -220,6 +224,7 @@ class Params(_Section):
     cohort: CohortParams
     data: DataParams
     preprocess: PreprocessParams
+    snakemake: SnakemakeParams
     split: SplitParams
     unet: NetParams
     resunet: NetParams

@@ -38,6 +38,17 @@ REGION_CLASSES: dict[str, tuple[int, ...]] = {
 }
 
 
+#: What a network predicts: sigmoid masks of the nested regions (nnU-Net for BraTS), or softmax classes.
+TARGETS: tuple[str, ...] = ("regions", "classes")
+
+
+def n_outputs(target: str) -> int:
+    """Output channels for a training target: 3 regions (WT, TC, ET) or 4 classes."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
+    return len(REGIONS) if target == "regions" else N_CLASSES
+
+
 class UnknownLabelError(ValueError):
     """A segmentation holds a value that its label convention does not define."""
 

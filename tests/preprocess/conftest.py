@@ -138,7 +138,6 @@ def preprocess_params(fast_n4: N4Params) -> PreprocessParams:
             "normalise": {"clip_percentiles": [0.5, 99.5]},
             "crop": {"margin_vox": 1},
             "cache": {"dtype": "float32", "locations_per_class": 50},
-            "keep_intermediate": False,
         }
     )
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bratseg.errors import CaseError
+from bratseg.errors import CaseError, ConfigError
 from bratseg.labels import BRATS_2021, to_classes
 from bratseg.layouts import MODALITIES
 from bratseg.preprocess.cache import open_case
@@ -143,6 +143,6 @@ def test_write_manifest_failure_writes_nothing(tmp_path, write_case, preprocess_
     params = _without_n4(preprocess_params)
     dirs = [_run(tmp_path, write_case(tmp_path / "raw", f"BraTS2021_{i:05d}"), params) for i in range(2)]
     root = tmp_path / "out"
-    with pytest.raises(ValueError, match="at least 3"):
+    with pytest.raises(ConfigError, match=r"^split: .*at least 3.* \(2 labelled of 2 cases\)$"):
         write_manifest(dirs, root / "m.csv", root / "m.parquet", root / "s.json", split_params)
     assert _listing(root) == []

@@ -24,7 +24,7 @@ def tiny_params(raw_params, schema, **extra):
     return parse_params(deep_merge(deep_merge(raw_params, TINY), extra), schema)
 
 
-def run(params, cases, out, resume=None):
+def run(params, cases, out, resume=None, on_epoch=None):
     return train(
         params,
         cases[:2],
@@ -34,6 +34,7 @@ def run(params, cases, out, resume=None):
         device=torch.device("cpu"),
         fingerprint="fp",
         resume=resume,
+        on_epoch=on_epoch,
     )
 
 
@@ -70,16 +71,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_bytes(
 
     out = tmp_path / "interrupted"
     with contextlib.suppress(Interrupted):
-        train(
-            params,
-            cached_cases[:2],
-            cached_cases[2:],
-            out,
-            meta={"model": "unet"},
-            device=torch.device("cpu"),
-            fingerprint="fp",
-            on_epoch=stop_after_epoch_2,
-        )
+        run(params, cached_cases, out, on_epoch=stop_after_epoch_2)
     state = load_checkpoint(out / "last.pt")
     assert state["epoch"] == 2 and not state["complete"]
     run(params, cached_cases, out, resume=state)

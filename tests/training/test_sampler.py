@@ -78,3 +78,14 @@ def test_invalid_arguments(cached_cases, case_factory):
     unlabelled = case_factory("BraTS2021_00099", (19, 19, 19), 9, label=False)
     with pytest.raises(ValueError, match="BraTS2021_00099"):
         dataset([*cached_cases, unlabelled])
+
+
+def test_pickled_dataset_does_not_carry_memory_maps(cached_cases):
+    import pickle
+
+    ds = dataset(cached_cases)
+    first = ds[0][0]
+    assert ds._arrays  # opened once in this process
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._arrays == {} and clone._locations == {}
+    assert torch.equal(clone[0][0], first)

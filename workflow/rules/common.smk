@@ -44,8 +44,8 @@ def code(*modules):
 
 
 def interim(path):
-    """Intermediate files are deleted once consumed, unless preprocess.keep_intermediate is set."""
-    return path if PARAMS.preprocess.keep_intermediate else temp(path)
+    """Intermediate files are deleted once consumed, unless snakemake.keep_intermediate is set."""
+    return path if PARAMS.snakemake.keep_intermediate else temp(path)
 
 
 def case_inputs(wildcards):

@@ -19,7 +19,7 @@ rule ingest:
 rule bias_correct:
     input:
         npz=rules.ingest.output.npz,
-        code=code("preprocess/bias.py", "preprocess/steps.py"),
+        code=code("preprocess/bias.py", "preprocess/crop.py", "preprocess/steps.py"),
     output:
         npz=interim(f"{INTERIM_DIR}/{{case}}/n4.npz"),
     params:
@@ -34,7 +34,10 @@ rule bias_correct:
 rule finalise:
     input:
         npz=rules.bias_correct.output.npz,
-        code=code("preprocess/normalise.py", "preprocess/crop.py", "preprocess/cache.py", "preprocess/steps.py"),
+        code=code(
+            "preprocess/normalise.py", "preprocess/crop.py", "preprocess/cache.py", "preprocess/steps.py",
+            "labels.py", "io.py",
+        ),
     output:
         case=directory(f"{CACHE_DIR}/cases/{{case}}"),
     params:
@@ -48,7 +51,7 @@ rule finalise:
 rule manifest:
     input:
         cases=expand(f"{CACHE_DIR}/cases/{{case}}", case=sorted(CASES)),
-        code=code("preprocess/split.py", "preprocess/steps.py"),
+        code=code("preprocess/split.py", "preprocess/cache.py", "preprocess/steps.py", "layouts.py"),
     output:
         csv=f"{CACHE_DIR}/manifest.csv",
         parquet=f"{CACHE_DIR}/manifest.parquet",

@@ -15,10 +15,11 @@ from bratseg.steprun import run_step
 
 
 def apply(profile: Path, params: Path) -> None:
+    """Validate the merged parameters, then replace ``params`` (its comments are not kept)."""
     merged = deep_merge(yaml.safe_load(params.read_text()), yaml.safe_load(profile.read_text()))
     with atomic_path(params) as tmp:
         tmp.write_text(yaml.safe_dump(merged, sort_keys=False))
-    load_params(params)  # the result must still be valid
+        load_params(tmp)  # an invalid result never replaces params.yaml
 
 
 if __name__ == "__main__":

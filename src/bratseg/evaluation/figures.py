@@ -39,8 +39,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bratseg.labels import REGIONS, classes_to_regions
+from bratseg.layouts import MODALITIES
 
-MODALITIES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
 MODALITY_TITLES: dict[str, str] = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
 #: One colour per region, chosen to stay visible on a grey-scale MRI.
 REGION_COLOURS: dict[str, str] = {"WT": "#ffd92f", "TC": "#fc4e2a", "ET": "#41b6c4"}

@@ -14,11 +14,11 @@ import pandas as pd
 from bratseg.config import Params
 from bratseg.evaluation.figures import case_figure, metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
-from bratseg.evaluation.stage import reference_classes
-from bratseg.io import atomic_path, load_nifti
-from bratseg.labels import CONVENTIONS, to_classes
+from bratseg.io import Geometry, atomic_path
+from bratseg.labels import CONVENTIONS
 from bratseg.layouts import MODALITIES
 from bratseg.preprocess.cache import open_case
+from bratseg.preprocess.validate import read_modality, read_segmentation, reference_classes
 from bratseg.training.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -39,19 +39,17 @@ def to_ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 def _load_case_arrays(properties: dict[str, Any], prediction: Path) -> dict[str, Any]:
+    """The raw modalities, reference and prediction of a case, reoriented to RAS for the figures."""
     case_id = properties["case_id"]
-    pred_img = load_nifti(prediction, case_id)
-    affine = pred_img.affine
-    images = {
-        m: to_ras(np.asarray(load_nifti(properties["sources"][m], case_id).dataobj, dtype=np.float32), affine)
-        for m in MODALITIES
-    }
+    geometry = Geometry.from_dict(properties["geometry"])
+    affine = geometry.affine_array
+    sources = properties["sources"]
+    images = {m: to_ras(read_modality(case_id, m, Path(sources[m]))[1], affine) for m in MODALITIES}
     convention = CONVENTIONS[properties["convention"]]
-    pred = to_ras(to_classes(np.asarray(pred_img.dataobj).astype(np.int64), convention), affine)
+    pred = to_ras(read_segmentation(case_id, prediction, convention, geometry), affine)
     ref = to_ras(reference_classes(properties), affine) if properties.get("has_label") else None
     ornt = nib.io_orientation(affine)
-    zooms = pred_img.header.get_zooms()[:3]
-    spacing = tuple(float(zooms[int(axis)]) for axis in ornt[:, 0].argsort())
+    spacing = tuple(float(geometry.spacing[int(axis)]) for axis in ornt[:, 0].argsort())
     return {"images": images, "reference": ref, "prediction": pred, "spacing": spacing}
 
 
@@ -87,7 +85,7 @@ def run_report(
         "MLflow run": run["run_id"],
         "MLflow experiment": run.get("experiment", ""),
         "git commit": run.get("git.commit", ""),
-        "params hash": run.get("params.hash", ""),
+        "params hash (training run)": run.get("params.hash", ""),
         "metrics.empty": params.metrics.empty,
         "metrics.empty_hd95_mm": str(params.metrics.empty_hd95_mm),
         "metrics.hd95": params.metrics.hd95,

@@ -23,21 +23,15 @@ from bratseg.config import Params
 from bratseg.errors import BratsegError
 from bratseg.evaluation.metrics import case_metrics
 from bratseg.inference.predict import TrainedModel, predict_cached_case, write_segmentation
-from bratseg.io import atomic_path, load_nifti, save_json
-from bratseg.labels import CONVENTIONS, REGIONS, to_classes
+from bratseg.io import atomic_path, save_json
+from bratseg.labels import REGIONS
+from bratseg.preprocess.cache import load_split
+from bratseg.preprocess.validate import reference_classes
 from bratseg.training.determinism import configure_determinism, resolve_device
-from bratseg.training.stage import load_split
 from bratseg.training.tracking import Tracker
 
 log = logging.getLogger(__name__)
 METRICS = ("dice", "iou", "hd95", "sensitivity", "specificity")
-
-
-def reference_classes(properties: dict[str, Any]) -> np.ndarray:
-    """Ground truth on the original grid, read from the raw segmentation file of the case."""
-    path = Path(properties["sources"]["seg"])
-    img = load_nifti(path, properties["case_id"])
-    return to_classes(np.asarray(img.dataobj).astype(np.int64), CONVENTIONS[properties["convention"]])
 
 
 def summarise(cases: pd.DataFrame) -> dict[str, Any]:

@@ -11,9 +11,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from bratseg.config import PostprocessParams
-from bratseg.labels import BACKGROUND, ENHANCING, N_CLASSES, NECROSIS, REGIONS, regions_to_classes
-
-TARGETS: tuple[str, ...] = ("regions", "classes")
+from bratseg.labels import BACKGROUND, ENHANCING, NECROSIS, n_outputs, regions_to_classes
 
 
 def probabilities_to_classes(
@@ -34,9 +32,7 @@ def probabilities_to_classes(
         ``(X, Y, Z)`` uint8 classes 0..3.
     """
     probs = np.asarray(probs)
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
-    n_channels = len(REGIONS) if target == "regions" else N_CLASSES
+    n_channels = n_outputs(target)
     if probs.ndim < 2 or probs.shape[0] != n_channels:
         raise ValueError(
             f"probs must have shape ({n_channels}, *spatial) for target {target!r}, got {probs.shape}"

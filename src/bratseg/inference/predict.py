@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,25 @@ from bratseg.preprocess.cache import CachedCase
 from bratseg.preprocess.crop import uncrop
 from bratseg.training.checkpoint import load_checkpoint
 from bratseg.training.determinism import amp_dtype
-from bratseg.training.loop import probability_fn
 
 Classes = npt.NDArray[np.uint8]
+
+
+def probability_fn(model: nn.Module, target: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Wrap ``model`` (in eval mode) so that it maps a batch to probabilities in float32.
+
+    Sigmoid per region for ``target == "regions"``, softmax over the classes for ``"classes"``; with deep
+    supervision the full-resolution output is used.
+    """
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        if isinstance(logits, list | tuple):
+            logits = logits[0]
+        logits = logits.float()
+        return torch.sigmoid(logits) if target == "regions" else torch.softmax(logits, dim=1)
+
+    return predict
 
 
 @dataclass(frozen=True)

@@ -214,3 +214,9 @@ def extract_patch(
     out = np.full((*lead, *size_), pad_value, dtype=volume.dtype)
     out[(Ellipsis, dst[0], dst[1], dst[2])] = inside
     return out
+
+
+def load_split(cache_dir: Path) -> dict[str, list[CachedCase]]:
+    """The cached cases of each split (``train``, ``val``, ``test``, ``unlabelled``), from ``splits.json``."""
+    split = json.loads((cache_dir / "splits.json").read_text())
+    return {name: [open_case(cache_dir / "cases" / cid) for cid in ids] for name, ids in split.items()}

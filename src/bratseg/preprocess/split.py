@@ -1,9 +1,9 @@
 """The train / val / test split and the cohort manifest.
 
 The split ranks the cases by a keyed hash of ``(seed, case_id)`` and cuts the ranking: the first
-``round(test_fraction * N)`` cases are the test set, the next ``round(val_fraction * N)`` the validation set,
-the rest the training set. It depends on nothing but the seed and the ids, and adding a case moves at most
-one existing case across each of the two cuts.
+``max(1, round(test_fraction * N))`` cases are the test set, the next ``max(1, round(val_fraction * N))`` the
+validation set (a zero fraction gives an empty set), the rest the training set. It depends on nothing but the
+seed and the ids, and adding a case moves at most one existing case across each of the two cuts.
 """
 
 from __future__ import annotations

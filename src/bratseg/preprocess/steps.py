@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bratseg.config import N4Params, PreprocessParams, SplitParams
-from bratseg.errors import CaseError
+from bratseg.errors import CaseError, ConfigError
 from bratseg.io import atomic_path
 from bratseg.labels import CLASS_NAMES, region_volumes_ml
 from bratseg.layouts import MODALITIES, CaseFiles
@@ -168,7 +168,10 @@ def write_manifest(
     """
     cases = [open_case(Path(d)) for d in case_dirs]
     labelled = [c.case_id for c in cases if c.has_label]
-    split = make_split(labelled, params)
+    try:
+        split = make_split(labelled, params)
+    except ValueError as exc:  # e.g. a validation release with no segmentation: nothing to train on
+        raise ConfigError(f"split: {exc} ({len(labelled)} labelled of {len(cases)} cases)") from exc
     split["unlabelled"] = sorted(c.case_id for c in cases if not c.has_label)
     frame = build_manifest([c.properties for c in cases], split)
     with contextlib.ExitStack() as stack:

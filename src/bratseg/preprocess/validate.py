@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -21,7 +22,7 @@ from scipy import ndimage
 
 from bratseg.errors import CaseError
 from bratseg.io import Geometry, load_nifti
-from bratseg.labels import UnknownLabelError, to_classes
+from bratseg.labels import CONVENTIONS, LabelConvention, UnknownLabelError, to_classes
 from bratseg.layouts import MODALITIES, CaseFiles
 
 #: Largest allowed difference between two affines' translations and voxel sizes, in millimetres.
@@ -134,9 +135,14 @@ def _dims(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def _read_modality(
+def read_modality(
     case_id: str, modality: str, path: Path
 ) -> tuple[nib.Nifti1Image, npt.NDArray[np.float32]]:
+    """One modality as float32 ``(X, Y, Z)``, checked: readable, 3D, numeric, finite, not all zero.
+
+    Raises:
+        CaseError: naming the case and ``path``.
+    """
     img = load_nifti(path, case_id)
     raw = spatial_data(img, case_id, path)
     if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
@@ -151,11 +157,19 @@ def _read_modality(
     return img, data
 
 
-def _read_seg(files: CaseFiles, path: Path, ref: Geometry) -> npt.NDArray[np.uint8]:
-    case_id = files.case_id
+def read_segmentation(
+    case_id: str, path: Path, convention: LabelConvention, ref: Geometry | None = None
+) -> npt.NDArray[np.uint8]:
+    """A segmentation as classes 0..3 ``(X, Y, Z)``: 3D, integral, labels of ``convention``, and on the grid
+    of ``ref`` when given.
+
+    Raises:
+        CaseError: naming the case and ``path``.
+    """
     img = load_nifti(path, case_id)
     raw = spatial_data(img, case_id, path)
-    _check_grid(case_id, path, img, tuple(raw.shape), ref)
+    if ref is not None:
+        _check_grid(case_id, path, img, tuple(raw.shape), ref)
     if np.issubdtype(raw.dtype, np.floating):
         if not np.isfinite(raw).all():
             raise CaseError(case_id, path, "segmentation holds non-finite values")
@@ -167,7 +181,7 @@ def _read_seg(files: CaseFiles, path: Path, ref: Geometry) -> npt.NDArray[np.uin
     else:
         raise CaseError(case_id, path, f"unsupported segmentation voxel type {raw.dtype}")
     try:
-        return to_classes(seg, files.convention)
+        return to_classes(seg, convention)
     except UnknownLabelError as exc:
         raise CaseError(case_id, path, str(exc)) from exc
 
@@ -194,7 +208,7 @@ def ingest_case(files: CaseFiles) -> IngestedCase:
     ref: Geometry | None = None
     for modality in MODALITIES:
         path = Path(files.images[modality])
-        img, data = _read_modality(case_id, modality, path)
+        img, data = read_modality(case_id, modality, path)
         if ref is None:
             ref = Geometry.from_image(img)
         else:
@@ -203,7 +217,9 @@ def ingest_case(files: CaseFiles) -> IngestedCase:
     assert ref is not None
     image = np.stack(channels)
     del channels
-    classes = _read_seg(files, Path(files.seg), ref) if files.seg is not None else None
+    classes = None
+    if files.seg is not None:
+        classes = read_segmentation(case_id, Path(files.seg), files.convention, ref)
     sources = {m: str(files.images[m]) for m in MODALITIES}
     if files.seg is not None:
         sources["seg"] = str(files.seg)
@@ -216,4 +232,18 @@ def ingest_case(files: CaseFiles) -> IngestedCase:
         classes=classes,
         geometry=ref,
         sources=sources,
+    )
+
+
+def reference_classes(properties: dict[str, Any]) -> npt.NDArray[np.uint8]:
+    """Ground truth of a cached case on its original grid, read again from the raw segmentation file.
+
+    It goes through the same checks as at ingest (3D, integral, known labels, the case's grid), so a file
+    changed since preprocessing fails with one line naming it.
+    """
+    return read_segmentation(
+        properties["case_id"],
+        Path(properties["sources"]["seg"]),
+        CONVENTIONS[properties["convention"]],
+        Geometry.from_dict(properties["geometry"]),
     )

@@ -15,7 +15,6 @@ import pandas as pd
 from bratseg.io import atomic_path
 from bratseg.labels import REGIONS
 
-LOSS_COLUMNS = ["epoch", "train_loss", "lr", "patches_per_s"]
 DICE_COLUMNS = ["epoch", *[f"val_dice_{r}" for r in REGIONS], "val_dice_mean"]
 
 

@@ -8,13 +8,15 @@ import random
 import numpy as np
 import torch
 
+from bratseg.errors import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        raise ConfigError("train.device: 'cuda' but no CUDA device is available (use auto or cpu)")
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
     return torch.device(name)

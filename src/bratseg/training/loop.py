@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader
 from bratseg.config import Params
 from bratseg.evaluation.metrics import dice
 from bratseg.inference.postprocess import probabilities_to_classes
+from bratseg.inference.predict import probability_fn
 from bratseg.inference.sliding_window import sliding_window_predict
-from bratseg.labels import N_CLASSES, REGIONS, classes_to_regions
+from bratseg.labels import REGIONS, classes_to_regions, n_outputs
 from bratseg.models.registry import build_model
 from bratseg.preprocess.cache import CachedCase
 from bratseg.training.checkpoint import save_checkpoint
@@ -40,24 +41,6 @@ class TrainResult:
     best_epoch: int
     best_score: float
     history: list[dict[str, float]]
-
-
-def n_outputs(target: str) -> int:
-    """Output channels: 3 sigmoid regions (WT, TC, ET) or 4 softmax classes."""
-    return len(REGIONS) if target == "regions" else N_CLASSES
-
-
-def probability_fn(model: nn.Module, target: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Wrap ``model`` (in eval mode) so it maps a batch to probabilities in float32."""
-
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
-        if isinstance(logits, list | tuple):
-            logits = logits[0]
-        logits = logits.float()
-        return torch.sigmoid(logits) if target == "regions" else torch.softmax(logits, dim=1)
-
-    return predict
 
 
 def validate(
@@ -116,8 +99,7 @@ def train(
     seed_everything(tp.seed)
     out_ch = n_outputs(tp.target)
     model = build_model(params.model, 4, out_ch, params.net).to(device)
-    ds_outputs = params.net.depth - 1 if params.net.deep_supervision else 1
-    loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, ds_outputs)
+    loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, model.n_outputs)
     optimizer = build_optimizer(model, tp)
     scheduler = build_scheduler(optimizer, tp)
     autocast = amp_dtype(device, tp.amp)

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bratseg.labels import TARGETS
+
 TargetKind = Literal["regions", "classes"]
 LossKind = Literal["dice_ce", "dice_focal"]
-TARGETS: tuple[str, ...] = get_args(TargetKind)
 LOSSES: tuple[str, ...] = get_args(LossKind)
 
 

@@ -92,7 +92,13 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.seed = seed
         self.augment_params = augment_params
         self.epoch = 0
+        # Per-process caches, opened lazily (memory maps must not travel to loader workers: see __getstate__).
         self._locations: dict[int, dict[int, npt.NDArray[np.int32]]] = {}
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        # A pickled np.memmap carries its whole content; workers reopen the files themselves.
+        return {**self.__dict__, "_locations": {}, "_arrays": {}}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -105,18 +111,22 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             self._locations[i] = self.cases[i].locations()
         return self._locations[i]
 
+    def _case_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i not in self._arrays:
+            label = self.cases[i].label()
+            assert label is not None  # checked in __init__
+            self._arrays[i] = (self.cases[i].image(), label)
+        return self._arrays[i]
+
     def sample(self, index: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
         """The raw (image, class label) patch for ``index`` in the current epoch, augmented."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
         i = int(rng.integers(len(self.cases)))
-        case = self.cases[i]
-        image = case.image()
-        label = case.label()
-        assert label is not None  # checked in __init__
+        image, label = self._case_arrays(i)
         foreground = bool(rng.random() < self.foreground_fraction)
         start = choose_start(image.shape[1:], self.patch_size, self._case_locations(i), foreground, rng)
-        img = extract_patch(image, start.tolist(), self.patch_size).astype(np.float32)
-        lab = extract_patch(label, start.tolist(), self.patch_size).astype(np.uint8)
+        img = extract_patch(image, start.tolist(), self.patch_size).astype(np.float32, copy=False)
+        lab = extract_patch(label, start.tolist(), self.patch_size).astype(np.uint8, copy=False)
         if self.augment_params is not None:
             img, lab = augment(img, lab, self.augment_params, rng)
         return img, lab

@@ -13,33 +13,35 @@ from typing import Any
 import torch
 
 from bratseg.config import Params, params_hash
+from bratseg.errors import ConfigError
 from bratseg.io import save_json
+from bratseg.labels import n_outputs
 from bratseg.layouts import MODALITIES
-from bratseg.preprocess.cache import CachedCase, open_case
+from bratseg.preprocess.cache import load_split
 from bratseg.training.checkpoint import load_checkpoint
 from bratseg.training.curves import write_curves
 from bratseg.training.determinism import resolve_device
-from bratseg.training.loop import n_outputs, train
+from bratseg.training.loop import train
 from bratseg.training.tracking import Tracker, flatten, git_state
 
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent.parent
-#: Code whose change changes the trained weights (DVC lists the same folders as the stage's deps).
+#: Code whose change changes the trained weights: the package part of the train stage's deps in dvc.yaml.
 TRAINING_CODE = (
     "models",
     "training",
-    "preprocess/cache.py",
     "inference/sliding_window.py",
     "inference/postprocess.py",
+    "inference/predict.py",
     "evaluation/metrics.py",
+    "evaluation/surface.py",
+    "preprocess/cache.py",
+    "preprocess/crop.py",
+    "config.py",
     "labels.py",
+    "layouts.py",
+    "io.py",
 )
-
-
-def load_split(cache_dir: Path) -> dict[str, list[CachedCase]]:
-    """The cached cases of each split (``train``, ``val``, ``test``, ``unlabelled``)."""
-    split = json.loads((cache_dir / "splits.json").read_text())
-    return {name: [open_case(cache_dir / "cases" / cid) for cid in ids] for name, ids in split.items()}
 
 
 def code_hash(parts: tuple[str, ...] = TRAINING_CODE) -> str:
@@ -131,6 +133,8 @@ def run_training(params: Params, cache_dir: Path, model_dir: Path, reports_dir: 
     """The whole stage: checkpoints and ``run.json`` in ``model_dir``, curves in ``reports_dir``."""
     device = resolve_device(params.train.device)
     split = load_split(cache_dir)
+    if not split["train"]:
+        raise ConfigError("split: no labelled case left for training (add cases or lower the fractions)")
     fingerprint = training_fingerprint(params, cache_dir)
     resume = resumable_state(model_dir, fingerprint)
     tracker = _tracker(params, model_dir, resume is not None, fingerprint)
