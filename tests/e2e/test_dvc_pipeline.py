@@ -135,6 +135,47 @@ def test_exp_run_resunet_is_compared_in_dvc_and_mlflow(project, run, repro):
     assert "test_dice_ET_mean" in models["resunet"]["metrics"]
 
 
+def test_queued_experiment_rebuilds_what_changed_and_matches_the_workspace(project, run, repro):
+    """A queued run (celery worker, temporary copy) with a new normalisation param: fresh arrays, fresh model.
+
+    Its outputs must be exactly those of the same params rebuilt from scratch in the workspace: no array or
+    checkpoint of the baseline (checked out into the copy, ``models`` is persisted) survives into it.
+    """
+    run(
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "preprocess.normalise.clip_percentiles=[2.0,98.0]",
+        "-n",
+        "clip-q",
+    )
+    run("dvc", "queue", "start", "-j", "1")
+    deadline = time.time() + 540
+    while time.time() < deadline:
+        status = run("dvc", "queue", "status").stdout
+        line = next((s for s in status.splitlines() if " clip-q " in s), "")
+        if "Success" in line or "Failed" in line:
+            break
+        time.sleep(2)
+    run("dvc", "queue", "stop", check=False)
+    assert "Success" in line, status + run("dvc", "queue", "logs", "clip-q", check=False).stdout[-4000:]
+    runs = {r["tags"].get("dvc.exp_name"): r for r in mlflow_runs(project)}
+    assert runs["clip-q"]["status"] == "FINISHED"
+    assert runs["clip-q"]["artifacts"].startswith((project / "mlartifacts").as_uri())
+
+    run("dvc", "exp", "apply", "clip-q")  # the experiment's params, lock file and outputs (from the cache)
+    queued = outputs(project)
+    arrays = [k for k in queued if k.endswith("image.npy")]
+    assert arrays and all(queued[k] != repro[k] for k in arrays)  # the new param reached every array
+    shutil.rmtree(project / "models")
+    run("dvc", "repro", "-f")  # the same params from scratch, in the workspace
+    assert outputs(project) == queued
+    run("git", "checkout", "--", ".")
+    run("dvc", "checkout", "--force")
+
+
 def test_killed_training_resumes_to_the_same_weights(project, run, env):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["epochs"] = 6
