@@ -1,4 +1,4 @@
-"""Errors that end a step with one clear line."""
+"""Errors that end a step with one clear line, and the check of a choice argument that names it."""
 
 from __future__ import annotations
 
@@ -22,3 +22,9 @@ class CaseError(BratsegError):
 
 class ConfigError(BratsegError):
     """A bad parameter. The message names the key."""
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming the argument ``name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

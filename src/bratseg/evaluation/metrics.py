@@ -40,13 +40,14 @@ ref without negatives      as defined   as defined   as defined   1 | NaN
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from bratseg.config import MetricsParams
+from bratseg.errors import check_choice
 from bratseg.evaluation.surface import surface_distances
 from bratseg.labels import N_CLASSES, REGIONS, classes_to_regions
 
@@ -88,11 +89,6 @@ def _as_pair(pred: ArrayLike, ref: ArrayLike) -> tuple[BoolArray, BoolArray]:
     if p.shape != r.shape:
         raise ValueError(f"pred and ref must have the same shape, got pred {p.shape} and ref {r.shape}")
     return p, r
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
 def _as_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
@@ -160,29 +156,33 @@ def _hd95(
     return float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
 
 
+def _from_counts(
+    metric: Callable[[_Counts, str], float], pred: ArrayLike, ref: ArrayLike, empty: str
+) -> float:
+    """A count-based metric of two masks, arguments checked."""
+    check_choice("empty", empty, EMPTY_POLICIES)
+    return metric(_counts(*_as_pair(pred, ref)), empty)
+
+
 # --- public -------------------------------------------------------------------------------------------------
 def dice(pred: ArrayLike, ref: ArrayLike, *, empty: str = "brats") -> float:
     """Dice coefficient of two ``(*spatial)`` masks of the same shape; ``empty``: see the module docstring."""
-    _check_choice("empty", empty, EMPTY_POLICIES)
-    return _dice(_counts(*_as_pair(pred, ref)), empty)
+    return _from_counts(_dice, pred, ref, empty)
 
 
 def iou(pred: ArrayLike, ref: ArrayLike, *, empty: str = "brats") -> float:
     """Intersection over union (Jaccard) of two ``(*spatial)`` masks of the same shape."""
-    _check_choice("empty", empty, EMPTY_POLICIES)
-    return _iou(_counts(*_as_pair(pred, ref)), empty)
+    return _from_counts(_iou, pred, ref, empty)
 
 
 def sensitivity(pred: ArrayLike, ref: ArrayLike, *, empty: str = "brats") -> float:
     """Sensitivity (recall) ``TP / (TP+FN)`` of two ``(*spatial)`` masks; an empty ``ref`` gives 1 or NaN."""
-    _check_choice("empty", empty, EMPTY_POLICIES)
-    return _sensitivity(_counts(*_as_pair(pred, ref)), empty)
+    return _from_counts(_sensitivity, pred, ref, empty)
 
 
 def specificity(pred: ArrayLike, ref: ArrayLike, *, empty: str = "brats") -> float:
     """Specificity ``TN / (TN+FP)`` of two ``(*spatial)`` masks; ``ref`` without negatives gives 1 or NaN."""
-    _check_choice("empty", empty, EMPTY_POLICIES)
-    return _specificity(_counts(*_as_pair(pred, ref)), empty)
+    return _from_counts(_specificity, pred, ref, empty)
 
 
 def hd95(
@@ -208,8 +208,8 @@ def hd95(
         ValueError: the shapes differ; bad ``spacing``; unknown ``mode`` or ``empty``; ``empty_value_mm`` < 0.
         TypeError: a mask is neither boolean nor integer.
     """
-    _check_choice("mode", mode, HD95_MODES)
-    _check_choice("empty", empty, EMPTY_POLICIES)
+    check_choice("mode", mode, HD95_MODES)
+    check_choice("empty", empty, EMPTY_POLICIES)
     empty_mm = _check_empty_value("empty_value_mm", empty_value_mm)
     p, r = _as_pair(pred, ref)
     sp = _as_spacing(spacing, p.ndim)
@@ -238,8 +238,8 @@ def region_metrics(
         ``{"dice", "iou", "hd95", "sensitivity", "specificity", "pred_ml", "ref_ml"}`` (order of
         :data:`METRIC_NAMES`); the volumes are in millilitres.
     """
-    _check_choice("hd95_mode", hd95_mode, HD95_MODES)
-    _check_choice("empty", empty, EMPTY_POLICIES)
+    check_choice("hd95_mode", hd95_mode, HD95_MODES)
+    check_choice("empty", empty, EMPTY_POLICIES)
     empty_mm = _check_empty_value("empty_hd95_mm", empty_hd95_mm)
     p, r = _as_pair(pred, ref)
     sp = _as_spacing(spacing, p.ndim)

@@ -42,6 +42,8 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from bratseg.errors import check_choice
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]
@@ -135,8 +137,7 @@ def surface_distances(
     Raises:
         ValueError: if either mask is empty (the distances are undefined), or ``method`` is unknown.
     """
-    if method not in SURFACE_METHODS:
-        raise ValueError(f"method must be one of {', '.join(SURFACE_METHODS)}, got {method!r}")
+    check_choice("method", method, SURFACE_METHODS)
     box = bounding_box(pred | ref)
     if box is None or not pred[box].any() or not ref[box].any():
         raise ValueError("surface distances need two non-empty masks")

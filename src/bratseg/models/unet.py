@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from bratseg.errors import check_choice
 from bratseg.models.blocks import BLOCKS, NEGATIVE_SLOPE, NORMS, ConvNormAct, make_block
 
 
@@ -73,10 +74,8 @@ class UNet3D(nn.Module):
             raise ValueError(f"depth must be an integer of at least 2, got {depth!r}")
         if max_width < base_width:
             raise ValueError(f"max_width ({max_width}) must be at least base_width ({base_width})")
-        if block not in BLOCKS:
-            raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        check_choice("block", block, BLOCKS)
+        check_choice("norm", norm, NORMS)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
 

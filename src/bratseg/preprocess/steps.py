@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bratseg.config import N4Params, PreprocessParams, SplitParams
-from bratseg.errors import CaseError, ConfigError
+from bratseg.errors import CaseError, ConfigError, check_choice
 from bratseg.io import atomic_path
 from bratseg.labels import CLASS_NAMES, region_volumes_ml
 from bratseg.layouts import MODALITIES, CaseFiles
@@ -106,8 +106,7 @@ def finalise(in_npz: Path, out_dir: Path, params: PreprocessParams, seed: int = 
     The crop box covers the brain mask and every labelled voxel, grown by ``params.crop.margin_vox``.
     Foreground locations are drawn with :func:`case_seed` ``(seed, case_id)``.
     """
-    if params.cache.dtype not in CACHE_DTYPES:
-        raise ValueError(f"params.cache.dtype must be one of {CACHE_DTYPES}, got {params.cache.dtype!r}")
+    check_choice("params.cache.dtype", params.cache.dtype, CACHE_DTYPES)
     arrays, meta = read_npz(Path(in_npz))
     case_id = meta["case_id"]
     image, mask = arrays["image"], arrays["mask"]

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bratseg.errors import check_choice
 from bratseg.labels import TARGETS
 
 TargetKind = Literal["regions", "classes"]
@@ -57,11 +58,6 @@ def soft_dice_loss(probs: Tensor, target: Tensor, *, smooth: float = 1e-5, batch
     return (1.0 - dice).mean()
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
 def _check_gamma(focal_gamma: float) -> None:
     if (
         isinstance(focal_gamma, bool)
@@ -95,8 +91,8 @@ class SegmentationLoss(nn.Module):
         focal_gamma: float = 2.0,
     ) -> None:
         super().__init__()
-        _check_choice("target", target, TARGETS)
-        _check_choice("kind", kind, LOSSES)
+        check_choice("target", target, TARGETS)
+        check_choice("kind", kind, LOSSES)
         _check_gamma(focal_gamma)
         self.target: str = target
         self.kind: str = kind
@@ -241,8 +237,8 @@ def build_loss(target: str, kind: str, focal_gamma: float, deep_supervision_outp
     Raises:
         ValueError: naming the argument that is invalid.
     """
-    _check_choice("target", target, TARGETS)
-    _check_choice("kind", kind, LOSSES)
+    check_choice("target", target, TARGETS)
+    check_choice("kind", kind, LOSSES)
     _check_gamma(focal_gamma)
     n = deep_supervision_outputs
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
