@@ -13,7 +13,7 @@ RUN := PATH="$(abspath $(BIN)):$$PATH"
 
 .PHONY: setup repro test test-unit lint bench check-browser clean-outputs
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed .dvc/plots/offline.html
 
 $(VENV)/.installed: pyproject.toml requirements/lock.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required")'
@@ -21,13 +21,17 @@ $(VENV)/.installed: pyproject.toml requirements/lock.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_INDEX)
 	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[dev]"
-	$(BIN)/python -m bratseg.plots_template .dvc/plots/offline.html
 	touch $@
+
+# The offline page template of `dvc plots show` (.dvc/config: plots.html_template)
+.dvc/plots/offline.html: scripts/plots_template.py $(VENV)/.installed
+	$(BIN)/python scripts/plots_template.py $@
 
 repro: setup
 	$(RUN) dvc repro
 
 test: setup
+	scripts/ensure_chromium.sh
 	$(RUN) python -m pytest
 
 test-unit: setup

@@ -23,6 +23,14 @@ include: "workflow/rules/cohort.smk"
 include: "workflow/rules/preprocess.smk"
 
 
+# Aggregation rules: no real work, never sent to a cluster.
+localrules:
+    all,
+    cohort,
+    cases,
+    manifest,
+
+
 rule all:
     input:
         rules.manifest.output,

@@ -7,9 +7,9 @@ Usage::
     python benchmarks/bench_patch_read.py --no-full  # the default case only
 
 The cached image is the 4-channel float16 volume cropped to the brain (``image.npy`` of
-``bratseg.preprocess.cache``): about 4 x 70 x 85 x 70 for the 2 mm cohort and 4 x 140 x 175 x 140 at 1 mm.
+``bratseg.cache``): about 4 x 70 x 85 x 70 for the 2 mm cohort and 4 x 140 x 175 x 140 at 1 mm.
 Every read opens the store and reads one patch at a random position (allowed to run past the edge, padded,
-like the training sampler), through :func:`bratseg.preprocess.cache.extract_patch` for every array format.
+like the training sampler), through :func:`bratseg.cache.extract_patch` for every array format.
 The NIfTI baseline reads the same box from the four original ``.nii.gz`` files (int16, full grid) through
 nibabel's array proxy, which decompresses each file up to the end of the box.
 
@@ -52,10 +52,10 @@ import nibabel as nib
 import numpy as np
 import zarr
 
+from bratseg.cache import extract_patch, open_case
 from bratseg.config import PreprocessParams
 from bratseg.layouts import MODALITIES
-from bratseg.preprocess.cache import extract_patch, open_case
-from bratseg.preprocess.steps import finalise, ingest
+from bratseg.preprocess.steps.chain import preprocess_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_preprocess import _params_yaml, synthetic_case, write_nifti
@@ -69,8 +69,7 @@ def build_case(voxel_mm: float, work: Path) -> tuple[Path, dict[str, Path], list
     files = write_nifti(case, work / "raw")
     raw = _params_yaml()["preprocess"]
     params = PreprocessParams.from_dict({**raw, "n4": {**raw["n4"], "enabled": False}})
-    ingest(files, work / "ingested.npz")
-    finalise(work / "ingested.npz", work / "cases" / case.case_id, params, 0)
+    preprocess_case(files, work / "cases" / case.case_id, params, work_dir=work)
     props = open_case(work / "cases" / case.case_id).properties
     return work / "cases" / case.case_id, dict(files.images), props["bbox"]
 

@@ -7,13 +7,12 @@ Usage::
     python benchmarks/bench_preprocess.py --quick    # fewer repeats, cheap N4 settings only
 
 Input: a synthetic case from ``bratseg.cohort.generate.generate_case`` (the cohort section of ``params.yaml``
-with ``voxel_mm`` overridden); where that module cannot be imported, a simple built-in phantom (ellipsoid
-brain, grey/white matter, a tumour, a smooth random bias field per modality) stands in.
+with ``voxel_mm`` overridden).
 
 Tables:
 
-1. Time per step (``ingest``, ``bias_correct``, ``finalise`` of ``bratseg.preprocess.steps``, real files in a
-   temporary folder, one ITK thread), with the settings of ``params.yaml``.
+1. Time per step (``ingest``, ``bias_correct``, ``finalise``: ``bratseg.preprocess.steps.chain``, real files
+   in a temporary folder, one ITK thread), with the settings of ``params.yaml``.
 2. N4 quality per setting, including SimpleITK's defaults (shrink 1, iterations [50, 50, 50, 50]):
    ``removed`` is the fraction of the true log-bias variance inside the brain that the estimate explains,
    ``1 - var(true - est) / var(true)`` (both centred: N4 leaves a global scale free); ``CoV`` is the
@@ -32,7 +31,6 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -41,12 +39,13 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import yaml
-from scipy import ndimage
 
 from bratseg.config import CohortParams, N4Params, PreprocessParams
 from bratseg.layouts import MODALITIES, CaseFiles, case_files
 from bratseg.preprocess.bias import n4_correct
-from bratseg.preprocess.steps import bias_correct, finalise, ingest
+from bratseg.preprocess.steps.bias_correct import bias_correct
+from bratseg.preprocess.steps.chain import preprocess_case
+from bratseg.preprocess.steps.ingest import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOV_MM = (240.0, 240.0, 155.0)
@@ -63,55 +62,16 @@ class Synthetic:
     bias_fields: dict[str, np.ndarray]
     brain_mask: np.ndarray
     white_matter: np.ndarray
-    source: str
 
 
 def _params_yaml() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "params.yaml").read_text()))
 
 
-def _phantom(voxel_mm: float, index: int) -> Synthetic:
-    """Built-in stand-in for the cohort generator."""
-    rng = np.random.default_rng([2021, index])
-    shape = tuple(max(1, round(f / voxel_mm)) for f in FOV_MM)
-    axes = [(np.arange(n) - (n - 1) / 2) * voxel_mm for n in shape]
-    x, y, z = np.meshgrid(*axes, indexing="ij")
-    r = np.sqrt((x / 68) ** 2 + (y / 85) ** 2 + (z / 62) ** 2)
-    brain = r < 1
-    texture = ndimage.gaussian_filter(rng.standard_normal(shape), 5 / voxel_mm)
-    wm = brain & (r < 0.75) & (texture > -0.3 * texture.std())
-    csf = brain & (r < 0.2)
-    c = np.array([30.0, 20.0, 10.0]) + rng.uniform(-8, 8, 3)
-    d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
-    seg = np.zeros(shape, np.uint8)
-    seg[brain & (d < 30)], seg[brain & (d < 18)], seg[brain & (d < 10)] = 2, 4, 1
-    contrast = {
-        "t1": (1.0, 0.7, 0.3, 0.6, 0.8),
-        "t1ce": (0.9, 0.65, 0.3, 0.55, 1.6),
-        "t2": (0.5, 0.8, 1.6, 1.3, 1.1),
-        "flair": (0.6, 0.75, 0.2, 1.4, 1.0),
-    }
-    images, fields = {}, {}
-    for m in MODALITIES:
-        w, g, f, ed, en = contrast[m]
-        clean = np.select([seg == 1, seg == 4, seg == 2, csf, wm, brain], [0.5, en, ed, f, w, g], 0.0)
-        field = ndimage.gaussian_filter(rng.standard_normal(shape), 40 / voxel_mm)
-        field = 0.35 * (field - field[brain].mean()) / np.abs(field[brain]).max()
-        fields[m] = np.exp(field).astype(np.float32)
-        noisy = clean * fields[m] * (1 + 0.03 * rng.standard_normal(shape))
-        images[m] = (np.where(brain, noisy, 0) * 1000).astype(np.float32)
-    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
-    affine[:3, 3] = [-(n - 1) / 2 * voxel_mm for n in shape]
-    white = wm & ~csf & ~ndimage.binary_dilation(seg > 0, iterations=2)
-    return Synthetic(f"BraTS2021_{index:05d}", images, seg, affine, fields, brain, white, "built-in phantom")
-
-
 def synthetic_case(voxel_mm: float, index: int = 0) -> Synthetic:
-    """Case ``index`` of the synthetic cohort at ``voxel_mm`` (the built-in phantom without the generator)."""
-    try:
-        from bratseg.cohort.generate import generate_case
-    except ImportError:
-        return _phantom(voxel_mm, index)
+    """Case ``index`` of the synthetic cohort at ``voxel_mm``."""
+    from bratseg.cohort.generate import generate_case
+
     raw = _params_yaml()["cohort"]
     params = CohortParams.from_dict({**raw, "voxel_mm": voxel_mm, "n_cases": max(raw["n_cases"], index + 1)})
     c = generate_case(index, params)
@@ -123,7 +83,6 @@ def synthetic_case(voxel_mm: float, index: int = 0) -> Synthetic:
         c.bias_fields,
         c.brain_mask,
         c.white_matter,
-        "bratseg.cohort.generate",
     )
 
 
@@ -148,18 +107,8 @@ def preprocess_params(n4: N4Params | None = None) -> PreprocessParams:
 
 def run_case(files: CaseFiles, work: Path, params: PreprocessParams, threads: int = 1) -> dict[str, float]:
     """All three steps on one case; seconds per step."""
-    times: dict[str, float] = {}
     interim = work / "interim" / files.case_id
-    ingested, corrected = interim / "ingested.npz", interim / "n4.npz"
-    steps: list[tuple[str, Callable[[], None]]] = [
-        ("ingest", lambda: ingest(files, ingested)),
-        ("bias_correct", lambda: bias_correct(ingested, corrected, params.n4, threads)),
-        ("finalise", lambda: finalise(corrected, work / "cases" / files.case_id, params, 0)),
-    ]
-    for name, step in steps:
-        start = time.perf_counter()
-        step()
-        times[name] = time.perf_counter() - start
+    times = preprocess_case(files, work / "cases" / files.case_id, params, work_dir=interim, threads=threads)
     times["total"] = sum(times.values())
     return times
 

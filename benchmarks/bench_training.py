@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,19 +22,17 @@ import numpy as np
 import torch
 import yaml
 
+from bratseg.cache import CachedCase, open_case
+from bratseg.config import Params, PreprocessParams, deep_merge, parse_params
+from bratseg.labels import n_outputs
+from bratseg.models.registry import build_model
+from bratseg.paramsfile import load_params
+from bratseg.runtime import amp_dtype, configure_determinism
+from bratseg.training.losses import build_loss
+from bratseg.training.optim import build_optimizer
+from bratseg.training.sampler import PatchDataset
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-
-from _params import load_params  # noqa: E402
-
-from bratseg.config import Params, PreprocessParams, deep_merge, parse_params  # noqa: E402
-from bratseg.labels import n_outputs  # noqa: E402
-from bratseg.models.registry import build_model  # noqa: E402
-from bratseg.preprocess.cache import CachedCase, open_case  # noqa: E402
-from bratseg.training.determinism import amp_dtype, configure_determinism  # noqa: E402
-from bratseg.training.losses import build_loss  # noqa: E402
-from bratseg.training.optim import build_optimizer  # noqa: E402
-from bratseg.training.sampler import PatchDataset  # noqa: E402
 
 
 def cached_cases(params: Params, n: int) -> tuple[list[CachedCase], list[dict[str, str]]]:
@@ -45,7 +42,7 @@ def cached_cases(params: Params, n: int) -> tuple[list[CachedCase], list[dict[st
     if len(dirs) < n:
         from bratseg.cohort.generate import generate_case, write_case
         from bratseg.layouts import case_files
-        from bratseg.preprocess.steps import bias_correct, finalise, ingest
+        from bratseg.preprocess.steps.chain import preprocess_case
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-training-"))
         prep = PreprocessParams.from_dict(deep_merge(params.preprocess.to_dict(), {"n4": {"enabled": False}}))
@@ -54,9 +51,7 @@ def cached_cases(params: Params, n: int) -> tuple[list[CachedCase], list[dict[st
             case = generate_case(i, params.cohort)
             write_case(case, tmp / "raw")
             files = case_files(tmp / "raw" / case.case_id)
-            ingest(files, tmp / f"{i}.npz")
-            bias_correct(tmp / f"{i}.npz", tmp / f"{i}n4.npz", prep.n4)
-            finalise(tmp / f"{i}n4.npz", tmp / "cases" / case.case_id, prep)
+            preprocess_case(files, tmp / "cases" / case.case_id, prep)
             dirs.append(tmp / "cases" / case.case_id)
     cases = [open_case(d) for d in dirs]
     return cases, [c.properties["sources"] for c in cases]

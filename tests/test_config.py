@@ -10,7 +10,10 @@ from bratseg.errors import ConfigError
 def test_repository_params_are_valid(raw_params, schema):
     params = parse_params(raw_params, schema)
     assert isinstance(params, Params)
-    assert params.net is params.unet if params.model == "unet" else params.resunet
+    assert params.net is getattr(params, params.model)
+    other = "resunet" if params.model == "unet" else "unet"
+    switched = parse_params({**raw_params, "model": other}, schema)
+    assert switched.net is getattr(switched, other) and switched.net is not getattr(switched, params.model)
     assert params.cohort.field_of_view_mm == (240.0, 240.0, 155.0)
     assert isinstance(params.train.patch_size, tuple)
 

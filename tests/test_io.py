@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bratseg.errors import CaseError
-from bratseg.io import Geometry, atomic_dir, atomic_path, load_nifti, save_json, save_nifti, save_npy
+from bratseg.io import Geometry, atomic_dir, atomic_path, load_nifti, save_json, save_nifti
 
 
 def nifti(tmp_path, name="img.nii.gz", shape=(5, 7, 3), affine=None):
@@ -47,13 +47,10 @@ def test_atomic_dir_swaps_whole_directory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
 
 
-def test_json_and_npy_are_deterministic(tmp_path):
+def test_json_is_deterministic(tmp_path):
     save_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
     save_json(tmp_path / "b.json", {"a": [1, 2], "b": 1})
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
-    arr = np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]
-    save_npy(tmp_path / "x.npy", arr)
-    np.testing.assert_array_equal(np.load(tmp_path / "x.npy", mmap_mode="r"), arr)
 
 
 def test_geometry_round_trip_writes_back_exactly(tmp_path):

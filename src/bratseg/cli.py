@@ -8,47 +8,19 @@ A case goes through the same preprocessing steps as the training data (ingest, N
 the preprocessing parameters recorded in the model, then sliding-window inference and post-processing with
 the ``inference`` and ``postprocess`` sections of ``--params`` (default: ./params.yaml). The segmentation is
 written on the exact grid of the input and in its label convention (enhancing tumour 4 for BraTS 2020/2021,
-3 for 2023+). Like the pipeline scripts, this entry point reads the YAML; the library itself does not.
+3 for 2023+). Like the pipeline scripts, this entry point reads the YAML (through
+:mod:`bratseg.paramsfile`, with the pipeline's schema); the library itself does not.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
-from typing import Any
 
-from bratseg.config import InferenceParams, PostprocessParams, PreprocessParams
 from bratseg.errors import BratsegError, ConfigError
 from bratseg.layouts import LAYOUTS, MODALITIES, CaseFiles, case_files
+from bratseg.paramsfile import load_params
 from bratseg.steprun import run_step
-
-
-def predict_case(
-    files: CaseFiles,
-    model_path: Path,
-    output: Path,
-    inference: InferenceParams,
-    post: PostprocessParams,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Preprocess ``files`` as at training time, segment, and write ``output``; returns provenance."""
-    from bratseg.inference.predict import TrainedModel, predict_cached_case, write_segmentation
-    from bratseg.preprocess.cache import open_case
-    from bratseg.preprocess.steps import bias_correct, finalise, ingest
-    from bratseg.training.determinism import resolve_device
-
-    model = TrainedModel.load(model_path, resolve_device(device))
-    preprocess = PreprocessParams.from_dict(model.meta["preprocess"])
-    with tempfile.TemporaryDirectory(prefix="bratseg-predict-") as tmp:
-        work = Path(tmp)
-        ingest(files, work / "ingested.npz")
-        bias_correct(work / "ingested.npz", work / "n4.npz", preprocess.n4)
-        finalise(work / "n4.npz", work / files.case_id, preprocess)
-        case = open_case(work / files.case_id)
-        classes, geometry, info = predict_cached_case(model, case, inference, post)
-    write_segmentation(output, classes, geometry, files.convention.name)
-    return info
 
 
 def _files_from_args(args: argparse.Namespace) -> CaseFiles:
@@ -72,26 +44,16 @@ def _files_from_args(args: argparse.Namespace) -> CaseFiles:
     )
 
 
-def _load_sections(path: Path) -> tuple[InferenceParams, PostprocessParams]:
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"predict: parameter file {path} not found (pass --params)")
-    raw = yaml.safe_load(path.read_text())
-    try:
-        return InferenceParams.from_dict(raw["inference"]), PostprocessParams.from_dict(raw["postprocess"])
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: needs the sections 'inference' and 'postprocess' ({exc})") from exc
-
-
 def _predict(args: argparse.Namespace) -> None:
+    from bratseg.pipeline.predict import predict_case
+
     files = _files_from_args(args)
-    inference, post = _load_sections(args.params)
+    params = load_params(args.params)
     if not args.model.is_file():
         raise ConfigError(f"predict: model {args.model} not found (train one with dvc repro)")
     if args.output.exists() and not args.overwrite:
         raise BratsegError(f"predict: {args.output} exists (pass --overwrite to replace it)")
-    info = predict_case(files, args.model, args.output, inference, post, args.device)
+    info = predict_case(files, args.model, args.output, params.inference, params.postprocess, args.device)
     print(f"{files.case_id}: wrote {args.output} ({files.convention.name} labels; post-processing {info})")
 
 
@@ -117,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "--params",
         type=Path,
         default=Path("params.yaml"),
-        help="file with the inference and postprocess sections (default: params.yaml)",
+        help="the pipeline's parameters; inference and postprocess are used (default: params.yaml)",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

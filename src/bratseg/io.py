@@ -69,12 +69,6 @@ def save_json(path: Path | str, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def save_npy(path: Path | str, array: npt.NDArray[Any]) -> None:
-    """Write a C-contiguous ``.npy`` atomically (readable with ``np.load(mmap_mode="r")``)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-
-
 @dataclass(frozen=True)
 class Geometry:
     """Where a volume lives in space: everything needed to write a result back onto the original grid."""

@@ -64,6 +64,15 @@ def make_project(dest: Path) -> Path:
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def stage_command(project: Path, stage: str) -> list[str]:
+    """The command of a DVC stage, as dvc.yaml declares it (so tests run exactly what `dvc repro` runs)."""
+    import shlex
+
+    import yaml
+
+    return shlex.split(yaml.safe_load((project / "dvc.yaml").read_text())["stages"][stage]["cmd"])
+
+
 def runner(cwd: Path) -> Runner:
     def run(*cmd: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -87,6 +96,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def run(project: Path) -> Runner:
     return runner(project)
+
+
+@pytest.fixture(scope="module")
+def train_cmd(project: Path) -> list[str]:
+    return stage_command(project, "train")
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,8 @@ def test_repro_produces_metrics_predictions_report_and_mlflow_run(project, run, 
     r = runs[0]
     assert r["params"]["model"] == "unet" and r["params"]["train.epochs"] == "2"
     assert r["tags"]["seed"] == "0" and len(r["tags"]["git.commit"]) == 40
+    # a rebuild of a clean commit is clean, although DVC rewrote dvc.lock and the git-tracked metrics
+    assert r["tags"]["git.dirty"] == "false" and r["tags"]["git.diff_hash"] == ""
     assert {"train_loss", "val_dice_WT", "test_dice_WT_mean"} <= set(r["metrics"])
     assert r["metrics"]["test_dice_WT_mean"] == pytest.approx(metrics["dice"]["WT"]["mean"])
     assert (project / "mlartifacts").is_dir()
@@ -105,6 +107,26 @@ def test_repro_produces_metrics_predictions_report_and_mlflow_run(project, run, 
 
 def test_forced_repro_is_byte_identical(project, run, repro):
     run("dvc", "repro", "-f")
+    assert outputs(project) == repro
+
+
+def test_a_split_change_reruns_no_preprocessing(project, run, repro):
+    """The split is its own stage: a new split.seed reruns split, train, evaluate and report, not N4."""
+    split_file = project / "data/preprocessed/splits.json"
+    before = json.loads(split_file.read_text())
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["split"]["seed"] = params["split"]["seed"] + 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = run("dvc", "status").stdout
+    assert "split:" in status and "preprocess:" not in status and "cohort:" not in status, status
+    out = run("dvc", "repro").stdout
+    assert "Stage 'preprocess' didn't change, skipping" in out and "Running stage 'split'" in out, out
+    assert "bias_correct" not in out and "Running stage 'train'" in out
+    arrays = {k: v for k, v in outputs(project).items() if k.startswith("data/preprocessed/cases/")}
+    assert arrays == {k: v for k, v in repro.items() if k.startswith("data/preprocessed/cases/")}
+    assert json.loads(split_file.read_text()) != before
+    run("git", "checkout", "--", ".")
+    run("dvc", "checkout", "--force")
     assert outputs(project) == repro
 
 
@@ -176,17 +198,17 @@ def test_queued_experiment_rebuilds_what_changed_and_matches_the_workspace(proje
     run("dvc", "checkout", "--force")
 
 
-def test_killed_training_resumes_to_the_same_weights(project, run, env):
+def test_killed_training_resumes_to_the_same_weights(project, run, env, train_cmd):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["epochs"] = 6
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.rmtree(project / "models", ignore_errors=True)
-    run("python", "workflow/scripts/train.py")
+    run(*train_cmd)
     reference = {p: sha(project / "models" / p) for p in ("best.pt", "last.pt")}
 
     shutil.rmtree(project / "models")
     proc = subprocess.Popen(
-        ["python", "workflow/scripts/train.py"],
+        train_cmd,
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -204,7 +226,7 @@ def test_killed_training_resumes_to_the_same_weights(project, run, env):
     proc.wait()
     killed_at = torch.load(last, weights_only=True)["epoch"]
     assert 2 <= killed_at < 6
-    resumed = run("python", "workflow/scripts/train.py")
+    resumed = run(*train_cmd)
     assert f"resuming after epoch {killed_at} of 6" in resumed.stderr
     assert {p: sha(project / "models" / p) for p in ("best.pt", "last.pt")} == reference
 

@@ -115,7 +115,7 @@ def test_changed_param_reprocesses_what_it_affects_and_leaves_no_stale_array(pro
 
 
 def test_changed_step_code_reruns_that_step(project, run):
-    module = project / "src/bratseg/preprocess/crop.py"
+    module = project / "src/bratseg/spatial/crop.py"
     original = module.read_bytes()
     try:
         time.sleep(0.01)

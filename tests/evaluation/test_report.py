@@ -17,9 +17,9 @@ from PIL import Image
 
 from bratseg.evaluation.figures import metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
+from bratseg.evaluation.summary import METRICS, summarise
 from bratseg.labels import REGIONS
 
-METRICS = ("dice", "iou", "hd95", "sensitivity", "specificity")
 EVIL_ID = '<img src=x onerror="alert(1)">&case'
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -48,14 +48,7 @@ def _cases() -> pd.DataFrame:
 
 
 def _summary(cases: pd.DataFrame) -> dict[str, Any]:
-    out: dict[str, Any] = {"n_cases": len(cases)}
-    for metric in METRICS:
-        out[metric] = {}
-        for region in REGIONS:
-            values = cases[f"{metric}_{region}"].dropna().to_numpy(dtype=float)
-            out[metric][region] = {"mean": round(float(values.mean()), 6),
-                                   "median": round(float(np.median(values)), 6)}
-    out["dice"]["mean"] = round(float(np.mean([out["dice"][r]["mean"] for r in REGIONS])), 6)
+    out = summarise(cases)
     out["iou"]["ET"]["median"] = None  # a statistic without any finite value
     return out
 

@@ -5,8 +5,8 @@ import torch
 from bratseg.config import InferenceParams, NetParams, PostprocessParams
 from bratseg.inference.predict import TrainedModel, restore_original, write_segmentation
 from bratseg.io import Geometry
+from bratseg.models.checkpoint import save_checkpoint
 from bratseg.models.registry import build_model
-from bratseg.training.checkpoint import save_checkpoint
 
 
 def geometry(tmp_path, shape=(11, 13, 9)):

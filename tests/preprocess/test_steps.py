@@ -9,12 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bratseg.cache import open_case
 from bratseg.errors import CaseError, ConfigError
 from bratseg.labels import BRATS_2021, to_classes
 from bratseg.layouts import MODALITIES
-from bratseg.preprocess.cache import open_case
-from bratseg.preprocess.crop import as_bbox, uncrop
-from bratseg.preprocess.steps import bias_correct, finalise, ingest, read_npz, write_manifest
+from bratseg.preprocess.steps.bias_correct import bias_correct
+from bratseg.preprocess.steps.finalise import finalise
+from bratseg.preprocess.steps.ingest import ingest
+from bratseg.preprocess.steps.interim import read_npz
+from bratseg.preprocess.steps.manifest import write_manifest
+from bratseg.spatial.crop import as_bbox, uncrop
 
 CASE = "BraTS2021_00001"
 

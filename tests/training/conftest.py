@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bratseg.cache import CachedCase, open_case, write_cached_case
 from bratseg.labels import EDEMA, ENHANCING, NECROSIS
-from bratseg.preprocess.cache import CachedCase, open_case, sample_locations, write_cached_case
+from bratseg.preprocess.locations import sample_locations
 
 
 def make_cached_case(

@@ -4,7 +4,8 @@ import json
 import torch
 
 from bratseg.config import deep_merge, parse_params
-from bratseg.training.checkpoint import load_checkpoint
+from bratseg.models.checkpoint import load_checkpoint
+from bratseg.pipeline.train import make_validator
 from bratseg.training.curves import write_curves
 from bratseg.training.loop import train
 
@@ -25,14 +26,15 @@ def tiny_params(raw_params, schema, **extra):
 
 
 def run(params, cases, out, resume=None, on_epoch=None):
+    cpu = torch.device("cpu")
     return train(
         params,
         cases[:2],
-        cases[2:],
         out,
         meta={"model": "unet"},
-        device=torch.device("cpu"),
+        device=cpu,
         fingerprint="fp",
+        validate=make_validator(cases[2:], params, cpu),
         resume=resume,
         on_epoch=on_epoch,
     )

@@ -4,13 +4,19 @@ rule synthesize_case:
     output:
         **{kind: SYNTHETIC_FILES.replace("{kind}", kind) for kind in RAW_KINDS},
     input:
-        code=code("cohort/*.py", "io.py", "labels.py"),
+        code=code("synthesize_case.py"),
     params:
         # Everything but n_cases: adding cases must not regenerate the existing ones.
         cohort={k: v for k, v in config["cohort"].items() if k != "n_cases"},
         index=lambda wc: PARAMS.cohort.case_ids().index(wc.case),
+    threads: 1
+    resources:
+        mem_mb=measured("synthesize_case", "mem_mb", cohort_megavoxels),
+        runtime=measured("synthesize_case", "runtime", cohort_megavoxels),
     log:
         "logs/cohort/{case}.log",
+    benchmark:
+        "logs/benchmarks/{case}/synthesize_case.tsv"
     script:
         "../scripts/synthesize_case.py"
 

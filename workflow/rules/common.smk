@@ -1,12 +1,12 @@
 # The validated parameters, the case table and helpers shared by all rules.
+import math
 import sys
 from pathlib import Path
 
-import yaml
-
-from bratseg.config import parse_params
+from bratseg.codedeps import closure, relative
 from bratseg.errors import BratsegError
 from bratseg.layouts import case_files, discover_cases
+from bratseg.paramsfile import params_from_mapping
 
 SYNTHETIC_DIR = "data/raw/synthetic"
 SYNTHETIC_FILES = f"{SYNTHETIC_DIR}/{{case}}/{{case}}_{{kind}}.nii.gz"  # BraTS 2021 naming
@@ -15,8 +15,7 @@ INTERIM_DIR = "data/interim"
 CACHE_DIR = "data/preprocessed"
 
 try:
-    with open(Path(workflow.basedir) / "workflow/schemas/params.schema.yaml") as _f:
-        PARAMS = parse_params(config, yaml.safe_load(_f))
+    PARAMS = params_from_mapping(config)
     _raw = Path(PARAMS.data.raw_dir)
     SYNTHETIC = _raw.resolve() == Path(SYNTHETIC_DIR).resolve()
     if SYNTHETIC:
@@ -38,9 +37,11 @@ except (FileNotFoundError, ValueError) as _exc:
 
 
 
-def code(*modules):
-    """Source files a step depends on: an edit reruns it (mtime trigger), as DVC does for its stages."""
-    return [str(p) for m in modules for p in sorted(Path("src/bratseg").glob(m))]
+def code(script):
+    """The package sources that ``workflow/scripts/<script>`` runs (its import closure): an edit reruns the
+    step (mtime trigger), as DVC does for its stages. The same closure is what the DVC stages list."""
+    root = Path(workflow.basedir)
+    return relative(closure([root / "workflow" / "scripts" / script]), root)
 
 
 def interim(path):
@@ -57,3 +58,44 @@ def case_inputs(wildcards):
     if SYNTHETIC:
         return [SYNTHETIC_FILES.format(case=wildcards.case, kind=kind) for kind in RAW_KINDS]
     return [str(p) for p in CASES[wildcards.case].existing_files()]
+
+
+def case_megavoxels(wildcards):
+    """Voxels of one modality of the case, in millions (NIfTI header only: nothing is decoded)."""
+    import math
+
+    import nibabel as nib
+
+    if SYNTHETIC:
+        return math.prod(PARAMS.cohort.shape) / 1e6
+    return math.prod(nib.load(CASES[wildcards.case].images["t1"]).shape[:3]) / 1e6
+
+
+#: Per rule: (base, per megavoxel) of peak memory in MB and of wall time in minutes; see measured().
+RESOURCES = {
+    "synthesize_case": {"mem_mb": (500, 200), "runtime": (2, 1)},
+    "ingest": {"mem_mb": (500, 200), "runtime": (2, 1)},
+    "bias_correct": {"mem_mb": (500, 200), "runtime": (2, 1)},
+    "finalise": {"mem_mb": (500, 200), "runtime": (2, 1)},
+}
+
+
+def cohort_megavoxels(wildcards):
+    """Voxels of a synthetic case, in millions (from the cohort parameters)."""
+    return math.prod(PARAMS.cohort.shape) / 1e6
+
+
+def measured(rule, what, megavoxels=None):
+    """A resource of ``rule`` for this case: ``base + per_megavoxel * megavoxels``, grown on each retry.
+
+    The constants are the peak memory (MB) and wall time (minutes) measured per rule on a 1 mm
+    240 x 240 x 155 case and a 2 mm case (``benchmark:`` files in logs/benchmarks/), with headroom; see
+    the README's resource table.
+    """
+    base, per_megavoxel = RESOURCES[rule][what]
+    size = megavoxels or case_megavoxels
+
+    def resource(wildcards, attempt):
+        return max(1, math.ceil((base + per_megavoxel * size(wildcards)) * attempt))
+
+    return resource

@@ -7,10 +7,10 @@ import argparse
 from pathlib import Path
 
 import yaml
-from _params import load_params
 
 from bratseg.config import deep_merge
 from bratseg.io import atomic_path
+from bratseg.paramsfile import load_params
 from bratseg.steprun import run_step
 
 

@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from bratseg.preprocess.steps import bias_correct
-
 from bratseg.config import N4Params
+from bratseg.preprocess.steps.bias_correct import bias_correct
 from bratseg.steprun import run_step
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821

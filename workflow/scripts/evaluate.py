@@ -1,20 +1,46 @@
-"""DVC stage `evaluate`: predict the test split, write NIfTI in original space, compute BraTS metrics."""
+"""DVC stage `evaluate`: predict the test split, write NIfTI in original space, compute BraTS metrics.
+
+python workflow/scripts/evaluate.py --cases data/preprocessed/cases --split data/preprocessed/splits.json \
+    --manifest data/preprocessed/manifest.csv --model models/best.pt --run models/run.json \
+    --predictions data/predictions --scores reports/eval/cases.csv --metrics reports/eval/metrics.json
+"""
+
+from __future__ import annotations
 
 from pathlib import Path
 
-from _params import load_params
+import _entry
 
-from bratseg.evaluation.stage import run_evaluation
+from bratseg.paramsfile import load_params
+from bratseg.pipeline.evaluate import run_evaluation
 from bratseg.steprun import run_step
 
-run_step(
-    "evaluate",
-    lambda: run_evaluation(
-        load_params(),
-        Path("data/preprocessed"),
-        Path("models"),
-        Path("data/predictions"),
-        Path("reports/eval"),
-    ),
-    "logs/evaluate.log",
-)
+
+def main(argv: list[str] | None = None) -> None:
+    p = _entry.parser(__doc__)
+    _entry.add_cohort_args(p)
+    p.add_argument("--model", type=Path, required=True, help="trained model (best.pt)")
+    p.add_argument("--run", type=Path, required=True, help="run.json of the training's MLflow run")
+    p.add_argument("--predictions", type=Path, required=True, help="output folder of segmentations")
+    p.add_argument("--scores", type=Path, required=True, help="output: per-case scores (CSV)")
+    p.add_argument("--metrics", type=Path, required=True, help="output: summary (JSON, DVC metrics)")
+    p.add_argument("--log", type=Path, default=Path("logs/evaluate.log"))
+    args = p.parse_args(argv)
+    run_step(
+        "evaluate",
+        lambda: run_evaluation(
+            load_params(args.params),
+            _entry.cohort(args),
+            args.model,
+            args.run,
+            args.predictions,
+            args.scores,
+            args.metrics,
+            _entry.tracking_context(),
+        ),
+        args.log,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from bratseg.config import PreprocessParams
-from bratseg.preprocess.steps import finalise
+from bratseg.preprocess.steps.finalise import finalise
 from bratseg.steprun import run_step
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821

@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from bratseg.preprocess.steps import ingest
-
 from bratseg.layouts import case_files
+from bratseg.preprocess.steps.ingest import ingest
 from bratseg.steprun import run_step
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821

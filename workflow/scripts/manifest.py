@@ -1,10 +1,10 @@
-"""Snakemake adapter: the cohort manifest and the train/val/test split."""
+"""Snakemake adapter: the cohort manifest and the train/val/test split (the DVC `split` stage runs the same
+function through workflow/scripts/split.py)."""
 
 from pathlib import Path
 
-from bratseg.preprocess.steps import write_manifest
-
 from bratseg.config import SplitParams
+from bratseg.preprocess.steps.manifest import write_manifest
 from bratseg.steprun import run_step
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821

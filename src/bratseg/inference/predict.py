@@ -12,16 +12,16 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from bratseg.cache import CachedCase
 from bratseg.config import InferenceParams, NetParams, PostprocessParams
 from bratseg.inference.postprocess import postprocess, probabilities_to_classes
 from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import Geometry, save_nifti
 from bratseg.labels import CONVENTIONS, from_classes
+from bratseg.models.checkpoint import load_checkpoint
 from bratseg.models.registry import build_model
-from bratseg.preprocess.cache import CachedCase
-from bratseg.preprocess.crop import uncrop
-from bratseg.training.checkpoint import load_checkpoint
-from bratseg.training.determinism import amp_dtype
+from bratseg.runtime import amp_dtype
+from bratseg.spatial.crop import uncrop
 
 Classes = npt.NDArray[np.uint8]
 

@@ -28,7 +28,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 
 from bratseg.config import N4Params
-from bratseg.preprocess.crop import BBox, brain_bbox, crop
+from bratseg.spatial.crop import BBox, brain_bbox, crop
 
 Spacing = tuple[float, float, float]
 

@@ -1,4 +1,11 @@
-"""The training loop: epochs of random patches, periodic validation, best/last checkpoints, resumable."""
+"""The training loop: epochs of random patches, periodic validation, best/last checkpoints, resumable.
+
+:func:`train` is a sequence of named steps: :func:`build_state` (network, loss, optimiser, schedule, or the
+state of an interrupted run), then per epoch :func:`train_epoch`, :func:`validate_epoch` (which also keeps
+``best.pt``), :func:`save_last` and a progress line. How a model is validated is not this module's business:
+the caller passes a :data:`Validator` (the pipeline's sliding-window validation on whole cases), so training
+depends on no other phase.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +14,21 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from bratseg.cache import CachedCase
 from bratseg.config import Params
-from bratseg.evaluation.metrics import dice
-from bratseg.inference.postprocess import probabilities_to_classes
-from bratseg.inference.predict import probability_fn
-from bratseg.inference.sliding_window import sliding_window_predict
-from bratseg.labels import REGIONS, classes_to_regions, n_outputs
+from bratseg.labels import REGIONS, n_outputs
+from bratseg.models.checkpoint import save_checkpoint
 from bratseg.models.registry import build_model
-from bratseg.preprocess.cache import CachedCase
-from bratseg.training.checkpoint import save_checkpoint
-from bratseg.training.determinism import amp_dtype, configure_determinism, epoch_seed, seed_everything
+from bratseg.runtime import amp_dtype, configure_determinism, epoch_seed, seed_everything
 from bratseg.training.losses import build_loss
 from bratseg.training.optim import build_optimizer, build_scheduler
 from bratseg.training.sampler import PatchDataset
@@ -35,6 +38,10 @@ GRAD_CLIP = 12.0  # nnU-Net's gradient-norm clip
 #: Per-epoch values that vary between identical runs: logged and tracked, never stored in a checkpoint.
 TIMING_KEYS = ("patches_per_s", "loader_wait_s", "train_time_s", "epoch_time_s")
 
+#: Scores a model in eval mode: ``{"val_dice_WT": …, …, "val_dice_mean": …}``; ``val_dice_mean`` selects
+#: ``best.pt``.
+Validator = Callable[[nn.Module], dict[str, float]]
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -43,33 +50,122 @@ class TrainResult:
     history: list[dict[str, float]]
 
 
-def validate(
-    model: nn.Module, cases: Sequence[CachedCase], params: Params, device: torch.device
+@dataclass
+class TrainingState:
+    """Everything that changes during training and is saved in ``last.pt`` to resume."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    start_epoch: int = 0
+
+
+def build_state(params: Params, device: torch.device, resume: dict[str, Any] | None) -> TrainingState:
+    """Seeded network, optimiser, schedule and gradient scaler; restored from ``resume`` when given."""
+    tp = params.train
+    configure_determinism(tp.num_threads)
+    seed_everything(tp.seed)
+    model = build_model(params.model, 4, n_outputs(tp.target), params.net).to(device)
+    optimizer = build_optimizer(model, tp)
+    scheduler = build_scheduler(optimizer, tp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device, tp.amp) == torch.float16)
+    state = TrainingState(model, optimizer, scheduler, scaler)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        state.history = json.loads(resume["history"])
+        state.best_epoch, state.best_score = int(resume["best_epoch"]), float(resume["best_score"])
+        state.start_epoch = int(resume["epoch"])
+        log.info("resuming after epoch %d of %d", state.start_epoch, tp.epochs)
+    return state
+
+
+def train_epoch(
+    state: TrainingState,
+    loader: DataLoader[tuple[torch.Tensor, torch.Tensor]],
+    step_model: Callable[[torch.Tensor], Any],
+    loss_fn: nn.Module,
+    device: torch.device,
+    autocast: torch.dtype | None,
+) -> tuple[list[float], float]:
+    """One pass over ``loader``: the per-step losses and the seconds spent waiting for batches."""
+    state.model.train()
+    t_wait, losses = 0.0, []
+    t_fetch = time.perf_counter()
+    for image, target in loader:
+        t_wait += time.perf_counter() - t_fetch
+        image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        state.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            outputs = step_model(image)
+        loss = loss_fn(outputs, target)
+        state.scaler.scale(loss).backward()
+        state.scaler.unscale_(state.optimizer)
+        nn.utils.clip_grad_norm_(state.model.parameters(), GRAD_CLIP)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        losses.append(float(loss.detach()))
+        t_fetch = time.perf_counter()
+    return losses, t_wait
+
+
+def save_best(model_dir: Path, state: TrainingState, meta: dict[str, Any], epoch: int, score: float) -> None:
+    """``best.pt``: weights and metadata only (nothing run-specific), so equal runs give equal bytes."""
+    state.best_epoch, state.best_score = epoch, score
+    save_checkpoint(
+        model_dir / "best.pt",
+        {"model": state.model.state_dict(), "meta": meta, "epoch": epoch, "val_dice_mean": score},
+    )
+
+
+def validate_epoch(
+    state: TrainingState,
+    validate: Validator | None,
+    epoch: int,
+    due: bool,
+    model_dir: Path,
+    meta: dict[str, Any],
 ) -> dict[str, float]:
-    """Mean Dice per region over whole validation cases (sliding window, BraTS empty-mask convention)."""
-    model.eval()
-    predictor = probability_fn(model, params.train.target)
-    scores: dict[str, list[float]] = {r: [] for r in REGIONS}
-    for case in cases:
-        probs = sliding_window_predict(
-            case.image(),
-            predictor,
-            patch_size=params.train.patch_size,
-            n_outputs=n_outputs(params.train.target),
-            overlap=params.train.val_overlap,
-            batch_size=params.train.batch_size,
-            device=device,
-            amp_dtype=amp_dtype(device, params.train.amp),
-        )
-        pred = classes_to_regions(probabilities_to_classes(probs, params.train.target, 0.5))
-        label = case.label()
-        assert label is not None
-        ref = classes_to_regions(np.asarray(label))
-        for i, region in enumerate(REGIONS):
-            scores[region].append(dice(pred[i], ref[i], empty="brats"))
-    out = {f"val_dice_{r}": float(np.mean(v)) for r, v in scores.items()}
-    out["val_dice_mean"] = float(np.mean([out[f"val_dice_{r}"] for r in REGIONS]))
-    return out
+    """Validate when ``due`` and keep ``best.pt`` on improvement; without a validator, the latest model is
+    the best one. Returns the validation scores (empty when none were computed)."""
+    if validate is None:
+        save_best(model_dir, state, meta, epoch, math.nan)
+        return {}
+    if not due:
+        return {}
+    state.model.eval()
+    scores = validate(state.model)
+    if scores["val_dice_mean"] > state.best_score:
+        save_best(model_dir, state, meta, epoch, scores["val_dice_mean"])
+    return scores
+
+
+def save_last(model_dir: Path, state: TrainingState, epoch: int, fingerprint: str, complete: bool) -> None:
+    """``last.pt``: the full state after ``epoch``, to resume an interrupted run of the same training."""
+    save_checkpoint(
+        model_dir / "last.pt",
+        {
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict(),
+            "scaler": state.scaler.state_dict(),
+            "epoch": epoch,
+            # JSON text, not a list of dicts: pickle's sharing of identical key strings would make a
+            # resumed run's bytes differ from an uninterrupted one with the same values.
+            "history": json.dumps(state.history, sort_keys=True),
+            "best_epoch": state.best_epoch,
+            "best_score": state.best_score,
+            "fingerprint": fingerprint,
+            "complete": complete,
+        },
+    )
 
 
 def _format_eta(seconds: float) -> str:
@@ -77,47 +173,47 @@ def _format_eta(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+def _log_epoch(row: dict[str, float], epochs: int, epoch_times: list[float]) -> None:
+    val = " ".join(f"{r} {row[f'val_dice_{r}']:.3f}" for r in REGIONS if f"val_dice_{r}" in row)
+    eta = float(np.mean(epoch_times)) * (epochs - int(row["epoch"]))
+    log.info(
+        "epoch %d/%d  loss %.4f  lr %.2e  %s%.1f patches/s  loader wait %.0f%%  %.1f s  ETA %s",
+        int(row["epoch"]),
+        epochs,
+        row["train_loss"],
+        row["lr"],
+        f"val Dice {val}  " if val else "",
+        row["patches_per_s"],
+        100 * row["loader_wait_s"] / row["train_time_s"],
+        row["epoch_time_s"],
+        _format_eta(eta),
+    )
+
+
 def train(
     params: Params,
     train_cases: Sequence[CachedCase],
-    val_cases: Sequence[CachedCase],
     model_dir: Path,
     *,
     meta: dict[str, Any],
     device: torch.device,
     fingerprint: str,
+    validate: Validator | None,
     resume: dict[str, Any] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``params.model``; write ``last.pt`` every epoch and ``best.pt`` on improvement.
 
-    ``resume`` is the state of an interrupted run with the same ``fingerprint`` (see ``stage.py``); training
-    continues after its last completed epoch and ends with the same weights as an uninterrupted run.
+    ``validate`` scores the model every ``train.val_every`` epochs and after the last one (``None``: no
+    validation cases, the latest model is kept as the best). ``resume`` is the state of an interrupted run
+    with the same ``fingerprint``; training continues after its last completed epoch and ends with the same
+    weights as an uninterrupted run.
     """
     tp = params.train
-    configure_determinism(tp.num_threads)
-    seed_everything(tp.seed)
-    out_ch = n_outputs(tp.target)
-    model = build_model(params.model, 4, out_ch, params.net).to(device)
-    loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, model.n_outputs)
-    optimizer = build_optimizer(model, tp)
-    scheduler = build_scheduler(optimizer, tp)
+    state = build_state(params, device, resume)
+    loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, cast(int, state.model.n_outputs))
     autocast = amp_dtype(device, tp.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
-
-    history: list[dict[str, float]] = []
-    best_epoch, best_score, start_epoch = -1, -math.inf, 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        scaler.load_state_dict(resume["scaler"])
-        history = json.loads(resume["history"])
-        best_epoch, best_score = int(resume["best_epoch"]), float(resume["best_score"])
-        start_epoch = int(resume["epoch"])
-        log.info("resuming after epoch %d of %d", start_epoch, tp.epochs)
-    step_model: Callable[[torch.Tensor], Any] = torch.compile(model) if tp.compile else model
-
+    step_model: Callable[[torch.Tensor], Any] = torch.compile(state.model) if tp.compile else state.model
     dataset = PatchDataset(
         train_cases,
         patch_size=tp.patch_size,
@@ -129,91 +225,28 @@ def train(
     )
     loader = DataLoader(dataset, batch_size=tp.batch_size, shuffle=False, num_workers=tp.num_workers)
     epoch_times: list[float] = []
-    for epoch in range(start_epoch, tp.epochs):
+    for epoch in range(state.start_epoch, tp.epochs):
         torch.manual_seed(epoch_seed(tp.seed, epoch))
         dataset.set_epoch(epoch)
-        model.train()
         t_epoch = time.perf_counter()
-        t_wait, losses = 0.0, []
-        t_fetch = time.perf_counter()
-        for image, target in loader:
-            t_wait += time.perf_counter() - t_fetch
-            image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-                outputs = step_model(image)
-            loss = loss_fn(outputs, target)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-            t_fetch = time.perf_counter()
+        losses, t_wait = train_epoch(state, loader, step_model, loss_fn, device, autocast)
         train_time = time.perf_counter() - t_epoch
         row: dict[str, float] = {
             "epoch": float(epoch + 1),
             "train_loss": float(np.mean(losses)),
-            "lr": float(optimizer.param_groups[0]["lr"]),
+            "lr": float(state.optimizer.param_groups[0]["lr"]),
             "patches_per_s": len(dataset) / train_time,
             "loader_wait_s": t_wait,
             "train_time_s": train_time,
         }
         last_epoch = epoch + 1 == tp.epochs
-        if val_cases and ((epoch + 1) % tp.val_every == 0 or last_epoch):
-            row.update(validate(model, val_cases, params, device))
-            if row["val_dice_mean"] > best_score:
-                best_epoch, best_score = epoch + 1, row["val_dice_mean"]
-                save_checkpoint(
-                    model_dir / "best.pt",
-                    {
-                        "model": model.state_dict(),
-                        "meta": meta,
-                        "epoch": epoch + 1,
-                        "val_dice_mean": best_score,
-                    },
-                )
-        elif not val_cases:  # nothing to select on: the latest model is the best one
-            best_epoch, best_score = epoch + 1, math.nan
-            save_checkpoint(
-                model_dir / "best.pt",
-                {"model": model.state_dict(), "meta": meta, "epoch": epoch + 1, "val_dice_mean": math.nan},
-            )
+        due = (epoch + 1) % tp.val_every == 0 or last_epoch
+        row.update(validate_epoch(state, validate, epoch + 1, due, model_dir, meta))
         epoch_times.append(time.perf_counter() - t_epoch)
         row["epoch_time_s"] = epoch_times[-1]
-        history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
-        save_checkpoint(
-            model_dir / "last.pt",
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "epoch": epoch + 1,
-                # JSON text, not a list of dicts: pickle's sharing of identical key strings would make a
-                # resumed run's bytes differ from an uninterrupted one with the same values.
-                "history": json.dumps(history, sort_keys=True),
-                "best_epoch": best_epoch,
-                "best_score": best_score,
-                "fingerprint": fingerprint,
-                "complete": last_epoch,
-            },
-        )
-        val = " ".join(f"{r} {row[f'val_dice_{r}']:.3f}" for r in REGIONS if f"val_dice_{r}" in row)
-        eta = float(np.mean(epoch_times)) * (tp.epochs - epoch - 1)
-        log.info(
-            "epoch %d/%d  loss %.4f  lr %.2e  %s%.1f patches/s  loader wait %.0f%%  %.1f s  ETA %s",
-            epoch + 1,
-            tp.epochs,
-            row["train_loss"],
-            row["lr"],
-            f"val Dice {val}  " if val else "",
-            row["patches_per_s"],
-            100 * t_wait / train_time,
-            epoch_times[-1],
-            _format_eta(eta),
-        )
+        state.history.append({k: v for k, v in row.items() if k not in TIMING_KEYS})
+        save_last(model_dir, state, epoch + 1, fingerprint, last_epoch)
+        _log_epoch(row, tp.epochs, epoch_times)
         if on_epoch is not None:
             on_epoch(row)
-    return TrainResult(best_epoch=best_epoch, best_score=best_score, history=history)
+    return TrainResult(best_epoch=state.best_epoch, best_score=state.best_score, history=state.history)

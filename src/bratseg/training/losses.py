@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from bratseg.errors import check_choice
 from bratseg.labels import TARGETS
 
-TargetKind = Literal["regions", "classes"]
 LossKind = Literal["dice_ce", "dice_focal"]
 LOSSES: tuple[str, ...] = get_args(LossKind)
 

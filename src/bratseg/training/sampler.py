@@ -13,9 +13,9 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
+from bratseg.cache import CachedCase, extract_patch
 from bratseg.config import AugmentParams
 from bratseg.labels import classes_to_regions
-from bratseg.preprocess.cache import CachedCase, extract_patch
 from bratseg.training.augment import augment
 
 IntArray = npt.NDArray[np.int64]

@@ -1,9 +1,12 @@
-"""Read and validate one raw case: the ingest step's pure part.
+"""The one reader of raw BraTS cases: images and segmentations read from NIfTI and validated.
 
-Every way a case can be unusable ends in a :class:`~bratseg.errors.CaseError` whose one-line message names the
-case and the offending file: a missing modality, an unreadable or truncated file, an image that is not 3D, a
-shape or an affine that differs from the first modality, non-finite or all-zero intensities, a non-integral
-segmentation or one holding a label its release does not define.
+Preprocessing (the ingest step), the report (raw images beside the predictions), evaluation (the reference
+segmentation on the original grid) and ``bratseg predict`` all read raw files through this module, so every
+file gets the same checks. Every way a case can be unusable ends in a :class:`~bratseg.errors.CaseError`
+whose one-line message names the case and the offending file: a missing modality, an unreadable or
+truncated file, an image that is not 3D, a shape or an affine that differs from the first modality,
+non-finite or all-zero intensities, a non-integral segmentation or one holding a label its release does not
+define.
 
 Arrays are in nibabel voxel order ``(i, j, k)``; the 4-channel image is channel-first ``(4, X, Y, Z)`` in the
 order of :data:`bratseg.layouts.MODALITIES`.
@@ -18,7 +21,6 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from bratseg.errors import CaseError
 from bratseg.io import Geometry, load_nifti
@@ -32,15 +34,14 @@ AFFINE_ROTATION_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True, eq=False)
-class IngestedCase:
-    """One validated case in memory.
+class RawCase:
+    """One validated raw case in memory.
 
     Attributes:
         case_id: the case folder's name.
         layout: the BraTS layout name (``brats2020`` …).
         convention: the label convention's name (``brats2021`` or ``brats2023``).
         image: ``(4, X, Y, Z)`` float32, modalities in :data:`MODALITIES` order.
-        mask: ``(X, Y, Z)`` bool brain mask: nonzero in any modality, enclosed holes filled.
         classes: ``(X, Y, Z)`` uint8 classes 0..3, or ``None`` for an unlabelled case.
         geometry: the grid of the first modality (shape, affine, spacing, header).
         sources: file path per modality (and ``"seg"`` when labelled), as strings.
@@ -50,7 +51,6 @@ class IngestedCase:
     layout: str
     convention: str
     image: npt.NDArray[np.float32]
-    mask: npt.NDArray[np.bool_]
     classes: npt.NDArray[np.uint8] | None
     geometry: Geometry
     sources: dict[str, str] = field(default_factory=dict)
@@ -58,23 +58,6 @@ class IngestedCase:
     @property
     def has_label(self) -> bool:
         return self.classes is not None
-
-
-def brain_mask(image: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
-    """Union of the nonzero voxels over channels, with enclosed holes filled.
-
-    Args:
-        image: ``(C, X, Y, Z)`` intensities.
-
-    Returns:
-        ``(X, Y, Z)`` bool mask.
-    """
-    image = np.asarray(image)
-    if image.ndim != 4:
-        raise ValueError(f"image must have shape (C, X, Y, Z), got {image.shape}")
-    mask = np.any(image != 0, axis=0)
-    filled: npt.NDArray[np.bool_] = ndimage.binary_fill_holes(mask)
-    return filled
 
 
 def spatial_data(img: nib.Nifti1Image, case_id: str, path: Path) -> npt.NDArray[np.generic]:
@@ -186,7 +169,7 @@ def read_segmentation(
         raise CaseError(case_id, path, str(exc)) from exc
 
 
-def ingest_case(files: CaseFiles) -> IngestedCase:
+def read_case(files: CaseFiles) -> RawCase:
     """Read every file of a case and validate it.
 
     Args:
@@ -223,12 +206,11 @@ def ingest_case(files: CaseFiles) -> IngestedCase:
     sources = {m: str(files.images[m]) for m in MODALITIES}
     if files.seg is not None:
         sources["seg"] = str(files.seg)
-    return IngestedCase(
+    return RawCase(
         case_id=case_id,
         layout=files.layout,
         convention=files.convention.name,
         image=image,
-        mask=brain_mask(image),
         classes=classes,
         geometry=ref,
         sources=sources,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,15 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from bratseg.cache import PreprocessedCohort
 from bratseg.config import Params
 from bratseg.evaluation.figures import case_figure, metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
 from bratseg.io import Geometry, atomic_path
 from bratseg.labels import CONVENTIONS
 from bratseg.layouts import MODALITIES
-from bratseg.preprocess.cache import open_case
-from bratseg.preprocess.validate import read_modality, read_segmentation, reference_classes
-from bratseg.training.tracking import Tracker
+from bratseg.rawcase import read_modality, read_segmentation, reference_classes
+from bratseg.tracking import Tracker, TrackingContext
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +54,31 @@ def _load_case_arrays(properties: dict[str, Any], prediction: Path) -> dict[str,
     return {"images": images, "reference": ref, "prediction": pred, "spacing": spacing}
 
 
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report is drawn from: the earlier stages' outputs."""
+
+    cohort: PreprocessedCohort
+    predictions: Path  # folder of <case_id>.nii.gz
+    cases_csv: Path  # per-case scores (evaluate stage)
+    metrics_json: Path  # summary (evaluate stage)
+    curves_png: Path  # training curves (train stage); optional on disk
+    run_file: Path  # run.json of the training's MLflow run
+
+
 def run_report(
-    params: Params, cache_dir: Path, predictions_dir: Path, reports_dir: Path, model_dir: Path
+    params: Params, inputs: ReportInputs, html_out: Path, figures_dir: Path, tracking: TrackingContext
 ) -> Path:
-    """Write ``reports_dir/report.html`` and ``reports_dir/figures/*.png``; log them to the MLflow run."""
-    cases = pd.read_csv(reports_dir / "eval" / "cases.csv")
-    summary = json.loads((reports_dir / "eval" / "metrics.json").read_text())
-    run = json.loads((model_dir / "run.json").read_text())
-    figures_dir = reports_dir / "figures"
+    """Write ``html_out`` and ``figures_dir/*.png``; log them to the training's MLflow run."""
+    cases = pd.read_csv(inputs.cases_csv)
+    summary = json.loads(inputs.metrics_json.read_text())
+    run = json.loads(inputs.run_file.read_text())
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     case_figures: dict[str, bytes] = {}
     for case_id in select_cases(cases, params.report.n_figures):
-        props = open_case(cache_dir / "cases" / case_id).properties
-        arrays = _load_case_arrays(props, predictions_dir / f"{case_id}.nii.gz")
+        props = inputs.cohort.case(case_id).properties
+        arrays = _load_case_arrays(props, inputs.predictions / f"{case_id}.nii.gz")
         row = cases.set_index("case_id").loc[case_id]
         title = f"{case_id}: Dice WT {row['dice_WT']:.3f}  TC {row['dice_TC']:.3f}  ET {row['dice_ET']:.3f}"
         png = case_figure(
@@ -79,7 +91,7 @@ def run_report(
     distribution = metric_distribution_figure(cases)
     with atomic_path(figures_dir / "distribution.png") as tmp:
         tmp.write_bytes(distribution)
-    curves = reports_dir / "train" / "curves.png"
+    curves = inputs.curves_png
     info = {
         "model": params.model,
         "MLflow run": run["run_id"],
@@ -98,9 +110,9 @@ def run_report(
         curves_png=curves.read_bytes() if curves.exists() else None,
         info=info,
     )
-    out = reports_dir / "report.html"
+    out = html_out
     write_report(out, html)
-    tracker = Tracker.attach(run["run_id"])
+    tracker = Tracker.attach(tracking, run["run_id"])
     if tracker is not None:
         tracker.log_artifact(out, "report")
         tracker.log_artifact(figures_dir / "distribution.png", "report")

@@ -1,17 +1,20 @@
-"""ingest_case: a good case is read correctly; every bad input is a CaseError naming the case and the file."""
+"""read_case: a good case is read correctly; every bad input is a CaseError naming the case and the file."""
 
 from __future__ import annotations
 
 import gzip
 import shutil
 
+import nibabel as nib
 import numpy as np
 import pytest
 
 from bratseg.errors import CaseError
+from bratseg.io import Geometry
 from bratseg.labels import BRATS_2021, UnknownLabelError, to_classes
 from bratseg.layouts import MODALITIES, case_files
-from bratseg.preprocess.validate import affine_mismatch, brain_mask, ingest_case
+from bratseg.preprocess.mask import brain_mask
+from bratseg.rawcase import affine_mismatch, read_case, reference_classes
 
 CASE = "BraTS2021_00001"
 
@@ -19,12 +22,12 @@ CASE = "BraTS2021_00001"
 def test_good_case(tmp_path, write_case, make_phantom):
     ph = make_phantom()
     files = write_case(tmp_path, CASE, ph)
-    case = ingest_case(files)
+    case = read_case(files)
     assert case.case_id == CASE and case.layout == "brats2021" and case.convention == "brats2021"
     assert case.image.shape == (4, *ph.seg.shape) and case.image.dtype == np.float32
     for i, m in enumerate(MODALITIES):
         np.testing.assert_array_equal(case.image[i], np.rint(ph.images[m]))
-    np.testing.assert_array_equal(case.mask, ph.brain)
+    np.testing.assert_array_equal(brain_mask(case.image), ph.brain)
     assert case.classes is not None and case.classes.dtype == np.uint8
     np.testing.assert_array_equal(case.classes, to_classes(ph.seg, BRATS_2021))
     assert case.geometry.shape == ph.seg.shape
@@ -34,7 +37,7 @@ def test_good_case(tmp_path, write_case, make_phantom):
 
 
 def test_unlabelled_case(tmp_path, write_case):
-    case = ingest_case(write_case(tmp_path, CASE, with_seg=False))
+    case = read_case(write_case(tmp_path, CASE, with_seg=False))
     assert case.classes is None and not case.has_label and "seg" not in case.sources
 
 
@@ -43,23 +46,14 @@ def test_trailing_singleton_dimension_is_accepted(tmp_path, write_case, make_pha
     files = write_case(
         tmp_path, CASE, ph, arrays={"t2": np.rint(ph.images["t2"])[..., None].astype(np.int16)}
     )
-    case = ingest_case(files)
+    case = read_case(files)
     np.testing.assert_array_equal(case.image[2], np.rint(ph.images["t2"]))
 
 
 def test_float_segmentation_with_integral_values_is_accepted(tmp_path, write_case, make_phantom):
     ph = make_phantom()
-    case = ingest_case(write_case(tmp_path, CASE, ph, arrays={"seg": ph.seg.astype(np.float32)}))
+    case = read_case(write_case(tmp_path, CASE, ph, arrays={"seg": ph.seg.astype(np.float32)}))
     np.testing.assert_array_equal(case.classes, to_classes(ph.seg, BRATS_2021))
-
-
-def test_brain_mask_fills_holes():
-    image = np.zeros((2, 9, 9, 9), np.float32)
-    image[0, 2:7, 2:7, 2:7] = 1
-    image[0, 4, 4, 4] = 0  # an enclosed hole
-    image[1, 1, 1, 1] = 5
-    mask = brain_mask(image)
-    assert mask[4, 4, 4] and mask[1, 1, 1] and mask.sum() == 5**3 + 1
 
 
 def test_to_classes_raises_on_unknown_label():
@@ -119,7 +113,7 @@ def test_bad_inputs_raise_case_error(tmp_path, write_case, make_phantom, index):
     files = write_case(tmp_path, CASE, ph, arrays=arrays, affines=affines)
     bad_file = files.seg if key == "seg" else files.images[key]
     with pytest.raises(CaseError) as info:
-        ingest_case(files)
+        read_case(files)
     message = str(info.value)
     assert CASE in message and str(bad_file) in message, (name, message)
     assert expected in message, (name, message)
@@ -131,7 +125,7 @@ def test_missing_modality(tmp_path, write_case):
     files.images["t1ce"].unlink()
     files = case_files(files.folder, "brats2021")
     with pytest.raises(CaseError, match="missing modality t1ce") as info:
-        ingest_case(files)
+        read_case(files)
     assert CASE in str(info.value) and str(files.images["t1ce"]) in str(info.value)
 
 
@@ -145,7 +139,7 @@ def test_corrupt_gzip(tmp_path, write_case, damage):
     else:
         path.write_bytes(raw[:10] + bytes(range(256)) * 8)
     with pytest.raises(CaseError) as info:
-        ingest_case(files)
+        read_case(files)
     assert CASE in str(info.value) and str(path) in str(info.value)
     if damage == "truncated":
         assert "corrupt or truncated gzip data" in str(info.value)
@@ -157,7 +151,7 @@ def test_not_a_nifti(tmp_path, write_case):
     with gzip.open(path, "wb") as f:
         f.write(b"this is no image" * 40)
     with pytest.raises(CaseError) as info:
-        ingest_case(files)
+        read_case(files)
     assert CASE in str(info.value) and str(path) in str(info.value)
 
 
@@ -167,5 +161,23 @@ def test_uncompressed_files(tmp_path, write_case):
         with gzip.open(path, "rb") as src, open(str(path)[: -len(".gz")], "wb") as dst:
             shutil.copyfileobj(src, dst)
         path.unlink()
-    case = ingest_case(case_files(files.folder, "brats2021"))
+    case = read_case(case_files(files.folder, "brats2021"))
     assert case.sources["t1"].endswith(".nii") and case.classes is not None
+
+
+def test_reference_is_read_from_the_raw_segmentation_with_ingest_checks(tmp_path):
+    seg = np.zeros((5, 6, 7), np.uint8)
+    seg[1, 2, 3] = 4
+    seg[2, 2, 3] = 1
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0])
+    nib.save(nib.Nifti1Image(seg[..., None].astype(np.float32), affine), tmp_path / "seg.nii.gz")  # X*Y*Z*1
+    geometry = Geometry.from_image(nib.Nifti1Image(seg, affine))
+    props = {"case_id": "C0", "convention": "brats2021", "sources": {"seg": str(tmp_path / "seg.nii.gz")},
+             "geometry": geometry.to_dict()}
+    classes = reference_classes(props)
+    assert classes.shape == (5, 6, 7)
+    assert classes[1, 2, 3] == 3 and classes[2, 2, 3] == 1 and classes.sum() == 4
+    seg[0, 0, 0] = 7
+    nib.save(nib.Nifti1Image(seg, affine), tmp_path / "seg.nii.gz")
+    with pytest.raises(CaseError, match=r"^C0: .*seg.nii.gz: unknown label value\(s\) \[7\]"):
+        reference_classes(props)

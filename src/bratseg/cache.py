@@ -1,4 +1,6 @@
-"""The cached per-case representation the training loop reads: memory-mapped ``.npy`` arrays.
+"""The cached per-case format: written by preprocessing, read by training, inference and evaluation.
+
+Memory-mapped ``.npy`` arrays that a training loop reads fast.
 
 One directory per case, written as a whole with :func:`bratseg.io.atomic_dir` (a reader never sees half a
 case)::
@@ -35,40 +37,6 @@ PROPERTIES_FILE = "properties.json"
 FOREGROUND_CLASSES: tuple[int, ...] = tuple(range(1, N_CLASSES))
 
 
-def sample_locations(
-    classes: npt.NDArray[np.integer], per_class: int, seed: int
-) -> dict[int, npt.NDArray[np.int32]]:
-    """Voxel coordinates of each foreground class, at most ``per_class`` of each, drawn without replacement.
-
-    Each class draws from its own generator seeded with ``(seed, class)``, so the draw of one class does not
-    depend on the others. The kept coordinates are in C (raster) order.
-
-    Args:
-        classes: ``(X, Y, Z)`` classes 0..3.
-        per_class: the most coordinates kept per class (``>= 0``).
-        seed: random seed (``>= 0``).
-
-    Returns:
-        ``{1: (N1, 3), 2: (N2, 3), 3: (N3, 3)}`` int32 arrays; an absent class gives shape ``(0, 3)``.
-    """
-    classes = np.asarray(classes)
-    if classes.ndim != 3:
-        raise ValueError(f"classes must be 3D (X, Y, Z), got shape {classes.shape}")
-    if per_class < 0:
-        raise ValueError(f"per_class must be >= 0, got {per_class}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    out: dict[int, npt.NDArray[np.int32]] = {}
-    for cls in FOREGROUND_CLASSES:
-        flat = np.flatnonzero(classes == cls)
-        if flat.size > per_class:
-            rng = np.random.default_rng([seed, cls])
-            flat = np.sort(rng.choice(flat, size=per_class, replace=False))
-        coords = np.stack(np.unravel_index(flat, classes.shape), axis=1) if flat.size else np.empty((0, 3))
-        out[cls] = np.ascontiguousarray(coords, dtype=np.int32).reshape(-1, 3)
-    return out
-
-
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
@@ -92,7 +60,8 @@ def write_cached_case(
         directory: ``<root>/<case_id>``.
         image: ``(C, X, Y, Z)`` float16 or float32, stored as is.
         label: ``(X, Y, Z)`` uint8 classes, or ``None`` for an unlabelled case.
-        locations: from :func:`sample_locations` (coordinates inside ``(X, Y, Z)``).
+        locations: from :func:`bratseg.preprocess.locations.sample_locations` (coordinates inside
+            ``(X, Y, Z)``).
         properties: JSON-able description; must hold ``case_id``. ``has_label``, ``image_shape`` and
             ``image_dtype`` are set here.
     """
@@ -216,7 +185,24 @@ def extract_patch(
     return out
 
 
-def load_split(cache_dir: Path) -> dict[str, list[CachedCase]]:
-    """The cached cases of each split (``train``, ``val``, ``test``, ``unlabelled``), from ``splits.json``."""
-    split = json.loads((cache_dir / "splits.json").read_text())
-    return {name: [open_case(cache_dir / "cases" / cid) for cid in ids] for name, ids in split.items()}
+@dataclass(frozen=True)
+class PreprocessedCohort:
+    """The outputs of preprocessing that later stages read: the cached cases and the split over them.
+
+    Attributes:
+        cases: folder holding one cached case folder per case id.
+        split: ``splits.json``: split name (``train``, ``val``, ``test``, ``unlabelled``) -> case ids.
+        manifest: ``manifest.csv``: one row per case (shapes, spacings, volumes, intensity statistics).
+    """
+
+    cases: Path
+    split: Path
+    manifest: Path
+
+    def case(self, case_id: str) -> CachedCase:
+        return open_case(self.cases / case_id)
+
+    def load_split(self) -> dict[str, list[CachedCase]]:
+        """The cached cases of each split, in the order of ``splits.json``."""
+        split = json.loads(self.split.read_text())
+        return {name: [self.case(cid) for cid in ids] for name, ids in split.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bratseg.preprocess.crop import as_bbox, bbox_shape, brain_bbox, crop, uncrop
+from bratseg.spatial.crop import as_bbox, bbox_shape, brain_bbox, crop, uncrop
 
 SHAPE = (23, 27, 19)
 

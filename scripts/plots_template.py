@@ -1,4 +1,4 @@
-"""An HTML template for ``dvc plots show`` that works offline.
+"""Build helper: an HTML template for ``dvc plots show`` that works offline (run by ``make setup``).
 
 DVC's default page loads Vega, Vega-Lite and Vega-Embed from cdn.jsdelivr.net through the ``{scripts}``
 placeholder of its template. The template written here has no ``{scripts}`` placeholder (DVC then drops those
@@ -8,7 +8,7 @@ built with the newest Vega-Lite 5 that ``vl-convert`` ships.
 
 Set up with ``dvc config plots.html_template plots/offline.html`` (relative to ``.dvc/``) and::
 
-    python -m bratseg.plots_template .dvc/plots/offline.html
+    python scripts/plots_template.py .dvc/plots/offline.html
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def build_offline_template(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m bratseg.plots_template [PATH]`` (default ``.dvc/plots/offline.html``)."""
-    parser = argparse.ArgumentParser(prog="python -m bratseg.plots_template",
+    """Command line: ``python scripts/plots_template.py [PATH]`` (default ``.dvc/plots/offline.html``)."""
+    parser = argparse.ArgumentParser(prog="scripts/plots_template.py",
                                      description="Write an offline HTML template for `dvc plots show`.")
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH,
                         help=f"file to write (default: {DEFAULT_PATH})")

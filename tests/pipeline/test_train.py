@@ -2,28 +2,30 @@ import copy
 
 import torch
 
+from bratseg.cache import PreprocessedCohort
 from bratseg.config import deep_merge, parse_params
-from bratseg.training.checkpoint import save_checkpoint
-from bratseg.training.stage import code_hash, model_meta, resumable_state, training_fingerprint
+from bratseg.models.checkpoint import save_checkpoint
+from bratseg.pipeline.train import code_hash, model_meta, resumable_state, training_fingerprint
 
 
 def write_data(cache, manifest="case_id\nA\n"):
     cache.mkdir(exist_ok=True)
     (cache / "manifest.csv").write_text(manifest)
     (cache / "splits.json").write_text('{"train": ["A"]}')
+    return PreprocessedCohort(cache / "cases", cache / "splits.json", cache / "manifest.csv")
 
 
 def test_fingerprint_follows_training_params_data_and_not_other_sections(tmp_path, raw_params, schema):
-    write_data(tmp_path)
+    cohort = write_data(tmp_path)
     base = parse_params(raw_params, schema)
-    fp = training_fingerprint(base, tmp_path)
-    assert fp == training_fingerprint(parse_params(copy.deepcopy(raw_params), schema), tmp_path)
+    fp = training_fingerprint(base, cohort)
+    assert fp == training_fingerprint(parse_params(copy.deepcopy(raw_params), schema), cohort)
     other_lr = parse_params(deep_merge(raw_params, {"train": {"lr": 0.1}}), schema)
     other_eval = parse_params(deep_merge(raw_params, {"inference": {"overlap": 0.3}}), schema)
-    assert training_fingerprint(other_lr, tmp_path) != fp
-    assert training_fingerprint(other_eval, tmp_path) == fp
+    assert training_fingerprint(other_lr, cohort) != fp
+    assert training_fingerprint(other_eval, cohort) == fp
     write_data(tmp_path, "case_id\nB\n")
-    assert training_fingerprint(base, tmp_path) != fp
+    assert training_fingerprint(base, cohort) != fp
     assert len(code_hash()) == 16
 
 

@@ -1,62 +1,46 @@
-"""The ``train`` stage: resume or start fresh, train, export curves and the model, track in MLflow."""
+"""The ``train`` stage: resume or start fresh, train with sliding-window validation, export curves and the
+model, track in MLflow."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
+from bratseg.cache import CachedCase, PreprocessedCohort
+from bratseg.codedeps import closure, sources_hash
 from bratseg.config import Params, params_hash
 from bratseg.errors import ConfigError
+from bratseg.evaluation.metrics import dice
+from bratseg.inference.postprocess import probabilities_to_classes
+from bratseg.inference.predict import probability_fn
+from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import save_json
-from bratseg.labels import n_outputs
+from bratseg.labels import REGIONS, classes_to_regions, n_outputs
 from bratseg.layouts import MODALITIES
-from bratseg.preprocess.cache import load_split
-from bratseg.training.checkpoint import load_checkpoint
+from bratseg.models.checkpoint import load_checkpoint
+from bratseg.runtime import amp_dtype, resolve_device
+from bratseg.tracking import Tracker, TrackingContext, flatten
 from bratseg.training.curves import write_curves
-from bratseg.training.determinism import resolve_device
-from bratseg.training.loop import train
-from bratseg.training.tracking import Tracker, flatten, git_state
+from bratseg.training.loop import Validator, train
 
 log = logging.getLogger(__name__)
-PACKAGE = Path(__file__).resolve().parent.parent
-#: Code whose change changes the trained weights: the package part of the train stage's deps in dvc.yaml.
-TRAINING_CODE = (
-    "models",
-    "training",
-    "inference/sliding_window.py",
-    "inference/postprocess.py",
-    "inference/predict.py",
-    "evaluation/metrics.py",
-    "evaluation/surface.py",
-    "preprocess/cache.py",
-    "preprocess/crop.py",
-    "config.py",
-    "labels.py",
-    "layouts.py",
-    "io.py",
-)
 
 
-def code_hash(parts: tuple[str, ...] = TRAINING_CODE) -> str:
-    """Hash of the package sources that determine training (content, not timestamps)."""
-    h = hashlib.sha256()
-    for part in parts:
-        path = PACKAGE / part
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            h.update(str(f.relative_to(PACKAGE)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+def code_hash() -> str:
+    """Hash of the package sources this stage runs (its import closure): content, not timestamps."""
+    return sources_hash(closure([Path(__file__)]))
 
 
-def training_fingerprint(params: Params, cache_dir: Path) -> str:
+def training_fingerprint(params: Params, cohort: PreprocessedCohort) -> str:
     """What a checkpoint must match to be resumed: training params, data (manifest + split) and code."""
     h = hashlib.sha256()
     h.update(
@@ -65,8 +49,8 @@ def training_fingerprint(params: Params, cache_dir: Path) -> str:
             sort_keys=True,
         ).encode()
     )
-    h.update((cache_dir / "manifest.csv").read_bytes())
-    h.update((cache_dir / "splits.json").read_bytes())
+    h.update(cohort.manifest.read_bytes())
+    h.update(cohort.split.read_bytes())
     h.update(code_hash().encode())
     return h.hexdigest()[:16]
 
@@ -106,38 +90,78 @@ def model_meta(params: Params) -> dict[str, Any]:
     }
 
 
-def _tracker(params: Params, model_dir: Path, resuming: bool, fingerprint: str) -> Tracker:
+def make_validator(cases: Sequence[CachedCase], params: Params, device: torch.device) -> Validator | None:
+    """Mean Dice per region over whole validation cases (sliding window, BraTS empty-mask convention);
+    ``None`` when there is no validation case."""
+    if not cases:
+        return None
+    target = params.train.target
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        predictor = probability_fn(model, target)
+        scores: dict[str, list[float]] = {r: [] for r in REGIONS}
+        for case in cases:
+            probs = sliding_window_predict(
+                case.image(),
+                predictor,
+                patch_size=params.train.patch_size,
+                n_outputs=n_outputs(target),
+                overlap=params.train.val_overlap,
+                batch_size=params.train.batch_size,
+                device=device,
+                amp_dtype=amp_dtype(device, params.train.amp),
+            )
+            pred = classes_to_regions(probabilities_to_classes(probs, target, 0.5))
+            label = case.label()
+            assert label is not None
+            ref = classes_to_regions(np.asarray(label))
+            for i, region in enumerate(REGIONS):
+                scores[region].append(dice(pred[i], ref[i], empty="brats"))
+        out = {f"val_dice_{r}": float(np.mean(v)) for r, v in scores.items()}
+        out["val_dice_mean"] = float(np.mean([out[f"val_dice_{r}"] for r in REGIONS]))
+        return out
+
+    return validate
+
+
+def _tracker(
+    params: Params, context: TrackingContext, model_dir: Path, resuming: bool, fingerprint: str
+) -> Tracker:
     run_file = model_dir / "run.json"
     if resuming and run_file.exists():
-        tracker = Tracker.attach(json.loads(run_file.read_text())["run_id"])
+        tracker = Tracker.attach(context, json.loads(run_file.read_text())["run_id"])
         if tracker is not None:
             return tracker
-    exp_name = os.environ.get("DVC_EXP_NAME", "")
     tags = {
-        **git_state(),
         "params.hash": params_hash(params),
         "train.fingerprint": fingerprint,
         "seed": str(params.train.seed),
         "model": params.model,
-        "dvc.exp_name": exp_name,
-        "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
     }
+    exp_name = context.tags.get("dvc.exp_name", "")
     run_name = exp_name or f"{params.model}-{params_hash(params)[:8]}"
-    tracker = Tracker.create(params.tracking.experiment, run_name, tags)
+    tracker = Tracker.create(context, params.tracking.experiment, run_name, tags)
     tracker.log_params(flatten(params.to_dict()))
-    save_json(run_file, {"run_id": tracker.run_id, "experiment": params.tracking.experiment, **tags})
+    run = {"run_id": tracker.run_id, "experiment": params.tracking.experiment, **context.tags, **tags}
+    save_json(run_file, run)
     return tracker
 
 
-def run_training(params: Params, cache_dir: Path, model_dir: Path, reports_dir: Path) -> None:
+def run_training(
+    params: Params,
+    cohort: PreprocessedCohort,
+    model_dir: Path,
+    reports_dir: Path,
+    tracking: TrackingContext,
+) -> None:
     """The whole stage: checkpoints and ``run.json`` in ``model_dir``, curves in ``reports_dir``."""
     device = resolve_device(params.train.device)
-    split = load_split(cache_dir)
+    split = cohort.load_split()
     if not split["train"]:
         raise ConfigError("split: no labelled case left for training (add cases or lower the fractions)")
-    fingerprint = training_fingerprint(params, cache_dir)
+    fingerprint = training_fingerprint(params, cohort)
     resume = resumable_state(model_dir, fingerprint)
-    tracker = _tracker(params, model_dir, resume is not None, fingerprint)
+    tracker = _tracker(params, tracking, model_dir, resume is not None, fingerprint)
     log.info(
         "training %s on %s: %d train / %d val cases, MLflow run %s",
         params.model,
@@ -155,11 +179,11 @@ def run_training(params: Params, cache_dir: Path, model_dir: Path, reports_dir: 
         result = train(
             params,
             split["train"],
-            split["val"],
             model_dir,
             meta=model_meta(params),
             device=device,
             fingerprint=fingerprint,
+            validate=make_validator(split["val"], params, device),
             resume=resume,
             on_epoch=on_epoch,
         )

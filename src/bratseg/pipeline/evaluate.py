@@ -19,38 +19,19 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from bratseg.cache import PreprocessedCohort
 from bratseg.config import Params
 from bratseg.errors import BratsegError
 from bratseg.evaluation.metrics import case_metrics
+from bratseg.evaluation.summary import METRICS, summarise
 from bratseg.inference.predict import TrainedModel, predict_cached_case, write_segmentation
 from bratseg.io import atomic_path, save_json
 from bratseg.labels import REGIONS
-from bratseg.preprocess.cache import load_split
-from bratseg.preprocess.validate import reference_classes
-from bratseg.training.determinism import configure_determinism, resolve_device
-from bratseg.training.tracking import Tracker
+from bratseg.rawcase import reference_classes
+from bratseg.runtime import configure_determinism, resolve_device
+from bratseg.tracking import Tracker, TrackingContext
 
 log = logging.getLogger(__name__)
-METRICS = ("dice", "iou", "hd95", "sensitivity", "specificity")
-
-
-def summarise(cases: pd.DataFrame) -> dict[str, Any]:
-    """``metrics.json``: mean and median over cases per metric and region (NaN values left out)."""
-    out: dict[str, Any] = {"n_cases": len(cases)}
-    for metric in METRICS:
-        out[metric] = {}
-        for region in REGIONS:
-            values = cases[f"{metric}_{region}"].to_numpy(dtype=float)
-            finite = values[~np.isnan(values)]
-            out[metric][region] = {
-                "mean": round(float(finite.mean()), 6) if finite.size else None,
-                "median": round(float(np.median(finite)), 6) if finite.size else None,
-            }
-    mean_dice = [out["dice"][r]["mean"] for r in REGIONS]
-    out["dice"]["mean"] = round(float(np.mean(mean_dice)), 6) if None not in mean_dice else None
-    return out
-
-
 def evaluate_cases(
     params: Params, model: TrainedModel, cases: Sequence[Any], predictions_dir: Path
 ) -> pd.DataFrame:
@@ -87,37 +68,45 @@ def evaluate_cases(
 
 
 def run_evaluation(
-    params: Params, cache_dir: Path, model_dir: Path, predictions_dir: Path, reports_dir: Path
+    params: Params,
+    cohort: PreprocessedCohort,
+    model_file: Path,
+    run_file: Path,
+    predictions_dir: Path,
+    cases_csv: Path,
+    metrics_json: Path,
+    tracking: TrackingContext,
 ) -> dict[str, Any]:
-    """The whole stage. Outputs: predictions, ``reports_dir/cases.csv``, ``reports_dir/metrics.json``."""
+    """The whole stage: predictions in ``predictions_dir``, per-case scores in ``cases_csv``, the summary in
+    ``metrics_json``; both are logged to the training's MLflow run named in ``run_file``."""
     configure_determinism(params.train.num_threads)
     device = resolve_device(params.train.device)
-    cases = load_split(cache_dir)["test"]
+    cases = cohort.load_split()["test"]
     if not cases:
         raise BratsegError("split: the test split is empty (raise split.test_fraction or add cases)")
-    model = TrainedModel.load(model_dir / "best.pt", device)
+    model = TrainedModel.load(model_file, device)
     predictions_dir.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():
         frame = evaluate_cases(params, model, cases, predictions_dir)
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(reports_dir / "cases.csv") as tmp:
+    with atomic_path(cases_csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
     summary = summarise(frame)
-    save_json(reports_dir / "metrics.json", summary)
-    _track(summary, reports_dir, model_dir)
+    save_json(metrics_json, summary)
+    _track(summary, [cases_csv, metrics_json], run_file, tracking)
     return summary
 
 
-def _track(summary: dict[str, Any], reports_dir: Path, model_dir: Path) -> None:
+def _track(summary: dict[str, Any], files: list[Path], run_file: Path, tracking: TrackingContext) -> None:
     """Add the test metrics and files to the training's MLflow run (a new run if the store lost it)."""
-    run = json.loads((model_dir / "run.json").read_text())
-    tracker = Tracker.attach(run["run_id"])
+    run = json.loads(run_file.read_text())
+    tracker = Tracker.attach(tracking, run["run_id"])
     if tracker is None:
         log.warning("MLflow run %s not found in the store; logging evaluation to a new run", run["run_id"])
         tracker = Tracker.create(
+            tracking,
             run["experiment"],
             f"evaluation-{run['run_id'][:8]}",
-            {"restored_from": run["run_id"], "git.commit": run.get("git.commit", "")},
+            {"restored_from": run["run_id"], "trained_at.git.commit": run.get("git.commit", "")},
         )
     flat = {
         f"test_{metric}_{region}_{stat}": value
@@ -127,6 +116,6 @@ def _track(summary: dict[str, Any], reports_dir: Path, model_dir: Path) -> None:
         if value is not None and not math.isnan(value)
     }
     tracker.log_metrics(flat)
-    for name in ("cases.csv", "metrics.json"):
-        tracker.log_artifact(reports_dir / name, "evaluation")
+    for path in files:
+        tracker.log_artifact(path, "evaluation")
     tracker.finish()

@@ -2,7 +2,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from bratseg.evaluation.publish import select_cases, to_ras
+from bratseg.pipeline.report import select_cases, to_ras
 
 
 def test_select_worst_and_best_without_repeats():

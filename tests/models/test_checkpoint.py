@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from bratseg.training.checkpoint import load_checkpoint, save_checkpoint
+from bratseg.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_round_trip_with_weights_only(tmp_path):

@@ -1,10 +1,9 @@
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from bratseg.evaluation.stage import METRICS, summarise
+from bratseg.evaluation.summary import METRICS, summarise
 from bratseg.labels import REGIONS
 
 
@@ -42,27 +41,3 @@ def test_summary_is_json_stable():
     a = json.dumps(summarise(frame([0.123456789, 0.5])), sort_keys=True)
     assert a == json.dumps(summarise(frame([0.123456789, 0.5])), sort_keys=True)
     assert "0.311728" in a  # rounded to 6 decimals
-
-
-def test_reference_is_read_from_the_raw_segmentation_with_ingest_checks(tmp_path):
-    import nibabel as nib
-
-    from bratseg.errors import CaseError
-    from bratseg.io import Geometry
-    from bratseg.preprocess.validate import reference_classes
-
-    seg = np.zeros((5, 6, 7), np.uint8)
-    seg[1, 2, 3] = 4
-    seg[2, 2, 3] = 1
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0])
-    nib.save(nib.Nifti1Image(seg[..., None].astype(np.float32), affine), tmp_path / "seg.nii.gz")  # X*Y*Z*1
-    geometry = Geometry.from_image(nib.Nifti1Image(seg, affine))
-    props = {"case_id": "C0", "convention": "brats2021", "sources": {"seg": str(tmp_path / "seg.nii.gz")},
-             "geometry": geometry.to_dict()}
-    classes = reference_classes(props)
-    assert classes.shape == (5, 6, 7)
-    assert classes[1, 2, 3] == 3 and classes[2, 2, 3] == 1 and classes.sum() == 4
-    seg[0, 0, 0] = 7
-    nib.save(nib.Nifti1Image(seg, affine), tmp_path / "seg.nii.gz")
-    with pytest.raises(CaseError, match=r"^C0: .*seg.nii.gz: unknown label value\(s\) \[7\]"):
-        reference_classes(props)

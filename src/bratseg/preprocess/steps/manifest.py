@@ -1,0 +1,53 @@
+"""Step ``manifest``: the cohort manifest and the train / val / test split over the cached cases."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from bratseg.cache import open_case
+from bratseg.config import SplitParams
+from bratseg.errors import ConfigError
+from bratseg.io import atomic_path
+from bratseg.preprocess.split import build_manifest, make_split
+
+
+def write_manifest(
+    case_dirs: Sequence[Path], out_csv: Path, out_parquet: Path, out_split: Path, params: SplitParams
+) -> None:
+    """The cohort manifest (CSV and Parquet) and the split (JSON) over the cached cases ``case_dirs``.
+
+    Only labelled cases are split into train / val / test; unlabelled ones go to ``"unlabelled"``. The three
+    files are written together: if any fails, none is replaced.
+    """
+    cases = [open_case(Path(d)) for d in case_dirs]
+    labelled = [c.case_id for c in cases if c.has_label]
+    try:
+        split = make_split(labelled, params)
+    except ValueError as exc:  # e.g. a validation release with no segmentation: nothing to train on
+        raise ConfigError(f"split: {exc} ({len(labelled)} labelled of {len(cases)} cases)") from exc
+    split["unlabelled"] = sorted(c.case_id for c in cases if not c.has_label)
+    frame = build_manifest([c.properties for c in cases], split)
+    with contextlib.ExitStack() as stack:
+        csv_tmp = stack.enter_context(atomic_path(out_csv))
+        frame.to_csv(csv_tmp, index=False, lineterminator="\n")
+        parquet_tmp = stack.enter_context(atomic_path(out_parquet))
+        frame.to_parquet(parquet_tmp, index=False)
+        split_tmp = stack.enter_context(atomic_path(out_split))
+        split_tmp.write_text(json.dumps(split, indent=2, sort_keys=True) + "\n")
+
+
+def cached_case_dirs(cases_dir: Path) -> list[Path]:
+    """The cached case folders in ``cases_dir``, sorted by case id (temporary folders left out).
+
+    Raises:
+        ConfigError: if ``cases_dir`` holds no cached case.
+    """
+    cases_dir = Path(cases_dir)
+    found = cases_dir.iterdir() if cases_dir.is_dir() else iter(())
+    dirs = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
+    if not dirs:
+        raise ConfigError(f"{cases_dir}: no cached case (run the preprocess stage first)")
+    return dirs

@@ -1,0 +1,1 @@
+"""Reversible spatial transforms: preprocessing applies them, inference undoes them (hence shared)."""

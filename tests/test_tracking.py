@@ -1,0 +1,101 @@
+import subprocess
+import sys
+
+import pytest
+
+from bratseg.tracking import Tracker, TrackingContext, flatten, git_state
+
+
+def test_flatten_nested_params():
+    flat = flatten({"model": "unet", "train": {"lr": 0.1, "patch_size": [64, 64], "augment": {"flip": True}}})
+    assert flat == {
+        "model": "unet",
+        "train.lr": "0.1",
+        "train.patch_size": "[64, 64]",
+        "train.augment.flip": "True",
+    }
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "config", "user.email", "t@example.org")
+    git(tmp_path, "config", "user.name", "t")
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    (tmp_path / "dvc.lock").write_text("x\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "metrics.json").write_text("{}\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "init")
+    return tmp_path
+
+
+def test_git_state_is_clean_when_only_pipeline_outputs_changed(repo):
+    exclude = ["dvc.lock", "out/metrics.json"]
+    clean = git_state(repo, exclude)
+    assert clean["git.dirty"] == "false" and clean["git.diff_hash"] == "" and len(clean["git.commit"]) == 40
+    (repo / "dvc.lock").write_text("rewritten by dvc\n")
+    (repo / "out" / "metrics.json").write_text('{"dice": 1}\n')
+    assert git_state(repo, exclude) == clean  # a rebuild rewrote only what the pipeline writes
+    assert git_state(repo)["git.dirty"] == "true"  # without the exclusions it would read dirty
+
+
+def test_git_state_tells_two_dirty_states_apart(repo):
+    (repo / "params.yaml").write_text("a: 2\n")
+    first = git_state(repo, ["dvc.lock"])
+    assert first["git.dirty"] == "true" and len(first["git.diff_hash"]) == 16
+    (repo / "params.yaml").write_text("a: 3\n")
+    second = git_state(repo, ["dvc.lock"])
+    assert second["git.dirty"] == "true" and second["git.diff_hash"] != first["git.diff_hash"]
+    (repo / "params.yaml").write_text("a: 2\n")
+    assert git_state(repo, ["dvc.lock"]) == first  # the hash is of the content, not of the time
+
+
+def test_git_state_outside_a_repository(tmp_path):
+    assert git_state(tmp_path) == {"git.commit": "unknown", "git.dirty": "unknown", "git.diff_hash": ""}
+
+
+def test_telemetry_is_off_before_mlflow_loads():
+    """In a fresh interpreter without the variable, it is already set when mlflow is first imported."""
+    probe = """
+import importlib.abc, os, sys
+seen = {}
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "mlflow" and "mlflow" not in seen:
+            seen["mlflow"] = os.environ.get("MLFLOW_DISABLE_TELEMETRY")
+        return None
+sys.meta_path.insert(0, Watch())
+import bratseg.tracking
+print(seen["mlflow"])
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "true"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_run_lifecycle_in_a_local_store(tmp_path):
+    context = TrackingContext(
+        uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=(tmp_path / "mlartifacts").as_uri(),
+        tags={"git.commit": "abc"},
+    )
+    run = Tracker.create(context, "exp", "run-1", {"seed": "0"})
+    run.log_params({"train.lr": "0.1"})
+    run.log_metrics({"loss": 0.5}, step=1)
+    artifact = tmp_path / "a.txt"
+    artifact.write_text("x")
+    run.log_artifact(artifact, "files")
+    run.finish()
+    again = Tracker.attach(context, run.run_id)
+    assert again is not None
+    data = again.client.get_run(run.run_id).data
+    assert data.params == {"train.lr": "0.1"} and data.metrics == {"loss": 0.5}
+    assert data.tags["seed"] == "0" and data.tags["git.commit"] == "abc"
+    assert (tmp_path / "mlartifacts").is_dir()  # artifacts where the context said, not in the cwd
+    assert Tracker.attach(context, "0" * 32) is None
