@@ -33,6 +33,22 @@ def test_dilate_equals_scipy(shape: tuple[int, ...], iterations: int) -> None:
         np.testing.assert_array_equal(dilate(mask, iterations), want)
 
 
+@pytest.mark.parametrize("shape", [(401,), (43, 39), (37, 29, 21), (11, 10, 9, 8)])
+@pytest.mark.parametrize("fraction", [0.01, 0.04, 0.2])
+def test_components_equal_scipy_labels(shape: tuple[int, ...], fraction: float) -> None:
+    rng = np.random.default_rng(len(shape))
+    mask = rng.random(shape) < fraction / (2 * len(shape) + 1)
+    if len(shape) > 1:  # blobs of a few voxels, some touching diagonally across blocks
+        mask = ndimage.binary_dilation(mask, ndimage.generate_binary_structure(len(shape), 1))
+    mask[(0,) * len(shape)] = mask[(-1,) * len(shape)] = True  # the array corners
+    got = label_components(mask)  # the cluster-wise path below 5 % foreground, scipy's above
+    want, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(len(shape), len(shape)))
+    assert got.n == n and n >= 3
+    np.testing.assert_array_equal(got.labels, want)
+    assert got.sizes[1:].tolist() == np.bincount(want.ravel())[1:].tolist()
+    assert got.boxes == ndimage.find_objects(want)
+
+
 def test_components_are_26_connected_in_c_order() -> None:
     mask = np.zeros((6, 6, 6), bool)
     mask[4, 4, 4] = mask[3, 3, 3] = True  # corner neighbours: one component

@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from bratseg.config import MetricsParams
 from bratseg.errors import check_choice
+from bratseg.evaluation.lesions import crop_box
 from bratseg.evaluation.lesionwise import (
     LESIONWISE_NAMES,
     MATCHING_MODES,
@@ -176,7 +177,10 @@ def case_lesionwise(
     """
     settings = lesionwise_settings(params)
     pred, ref = check_class_volumes(pred_classes, ref_classes)
-    pred_regions, ref_regions = classes_to_regions(pred), classes_to_regions(ref)
+    # Every region lies inside the tumour (WT) of either volume, and none of these scores counts background
+    # voxels, so the whole case is cropped once (see bratseg.evaluation.lesions for why crops are exact).
+    box = crop_box((pred > 0) | (ref > 0), settings.dilation_iterations) or (slice(0, 1),) * pred.ndim
+    pred_regions, ref_regions = classes_to_regions(pred[box]), classes_to_regions(ref[box])
     return {
         region: region_lesionwise(pred_regions[i], ref_regions[i], spacing, settings)
         for i, region in enumerate(REGIONS)
