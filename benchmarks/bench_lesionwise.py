@@ -24,6 +24,10 @@ Run with the benchmark-only environment (panoptica, brats-evaluation, surface-di
 of the package) and the package sources on the path:
 
     PYTHONPATH=src /work/helpers/venvs/panoptica/bin/python benchmarks/bench_lesionwise.py [--cases 20]
+
+``--spacing 1 1 2.5`` hands that spacing to panoptica (``voxelspacing``) and to ours: the lesions are then
+compared in mm on an anisotropic grid (panoptica keeps its global metrics in voxels, and so does the
+comparison).
 """
 
 from __future__ import annotations
@@ -110,15 +114,21 @@ def case_pair(seed: int) -> tuple[Classes, Classes]:
 
 
 # --- the two sides ------------------------------------------------------------------------------------------
-def ours(pred: Classes, ref: Classes) -> dict[str, dict[str, Any]]:
-    """What brats-evaluation reports per region, computed with bratseg on the case cropped to its tumours."""
+def ours(pred: Classes, ref: Classes, spacing: tuple[float, ...] | None) -> dict[str, dict[str, Any]]:
+    """What brats-evaluation reports per region, computed with bratseg on the case cropped to its tumours.
+
+    ``spacing=None``: as brats-evaluate runs (unit spacing). Otherwise the lesions are measured in mm with
+    that spacing (NSD tolerance: its smallest entry, panoptica's default) and the global HD95 and NSD in
+    voxels, as panoptica measures its global metrics whatever the spacing.
+    """
+    sp = ONE_MM if spacing is None else spacing
     box = crop_box((pred > 0) | (ref > 0), 0)
     assert box is not None
     pr, rr = classes_to_regions(pred[box]), classes_to_regions(ref[box])
     out = {}
     for i, region in enumerate(REGIONS):
         p, r = pr[i], rr[i]
-        lw = lesionwise_panoptica(p, r, ONE_MM, match_threshold=1e-6, nsd_tolerance_mm=1.0)
+        lw = lesionwise_panoptica(p, r, sp, match_threshold=1e-6, nsd_tolerance_mm=min(sp))
         if p.any() and r.any():  # one surface computation for the global HD95 and NSD
             to_ref, to_pred = surface_distances(p, r, ONE_MM)
             hd, whole_nsd = hd95_from_distances(to_ref, to_pred, "pooled"), surface_dice(to_ref, to_pred, 0.5)
@@ -135,11 +145,14 @@ def ours(pred: Classes, ref: Classes) -> dict[str, dict[str, Any]]:
     return out
 
 
-def theirs(evaluator: Any, pred: Classes, ref: Classes) -> dict[str, dict[str, Any]]:
+def theirs(
+    evaluator: Any, pred: Classes, ref: Classes, spacing: tuple[float, ...] | None
+) -> dict[str, dict[str, Any]]:
     """panoptica's results per region, named like ours."""
+    kwargs = {} if spacing is None else {"voxelspacing": spacing}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = evaluator.evaluate(pred, ref, verbose=False)
+        results = evaluator.evaluate(pred, ref, verbose=False, **kwargs)
     out = {}
     for region in REGIONS:
         d = results[region.lower()].to_dict(True)
@@ -234,13 +247,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs, both sides")
     parser.add_argument("--deepmind-cases", type=int, default=3, help="cases for the DeepMind HD95 gap")
+    parser.add_argument("--spacing", type=float, nargs=3, default=None,
+                        help="spacing handed to panoptica (default: none, as brats-evaluate)")  # fmt: skip
     args = parser.parse_args()
 
     from panoptica import Panoptica_Evaluator  # benchmark-only
 
     config = files("brats_evaluation").joinpath("configs", "config_mets.yaml")
     evaluator = Panoptica_Evaluator.load_from_config(str(config))
-    print(f"CPU: {cpu_model()}; {args.cases} cases of {SHAPE} at 1 mm, seed {args.seed}, "
+    spacing = None if args.spacing is None else tuple(args.spacing)
+    grid = "1 mm, no spacing given to panoptica" if spacing is None else f"spacing {spacing} mm"
+    print(f"CPU: {cpu_model()}; {args.cases} cases of {SHAPE} voxels, {grid}, seed {args.seed}, "
           f"best of {args.repeat}")  # fmt: skip
     columns = ["case", "lesions", "TP/FP/FN (WT)", "panoptica s", "ours s", "ratio", "max |Δ|"]
     print(" ".join(f"{c:>{w}}" for c, w in zip([*columns, "GLI 2023 s", "MET 2023 s"], WIDTHS, strict=True)))
@@ -248,8 +265,8 @@ def main() -> None:
     t_theirs, t_ours, t_gli, t_met = [], [], [], []
     for case in range(args.cases):
         pred, ref = case_pair(args.seed + case)
-        tt, want = timed(lambda: theirs(evaluator, pred, ref), args.repeat)  # noqa: B023
-        to, got = timed(lambda: ours(pred, ref), args.repeat)  # noqa: B023
+        tt, want = timed(lambda: theirs(evaluator, pred, ref, spacing), args.repeat)  # noqa: B023
+        to, got = timed(lambda: ours(pred, ref, spacing), args.repeat)  # noqa: B023
         tg, _ = timed(lambda: brats2023_case(pred, ref, "gli"), args.repeat)  # noqa: B023
         tm, _ = timed(lambda: brats2023_case(pred, ref, "met"), args.repeat)  # noqa: B023
         case_worst = 0.0
