@@ -51,9 +51,8 @@ from bratseg.evaluation.lesionwise import (
     PANOPTICA_PENALTY,
     lesionwise_brats2023,
     lesionwise_panoptica,
-    nsd,
 )
-from bratseg.evaluation.lesionwise_case import PRESETS
+from bratseg.evaluation.lesionwise_case import PRESETS, nsd
 from bratseg.evaluation.metrics import EMPTY_HD95_MM, dice
 from bratseg.evaluation.surface import hd95_from_distances, surface_dice, surface_distances
 from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGIONS, classes_to_regions

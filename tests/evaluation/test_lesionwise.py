@@ -24,8 +24,8 @@ from bratseg.evaluation.lesionwise import (
     LesionwiseResult,
     lesionwise_brats2023,
     lesionwise_panoptica,
-    nsd,
 )
+from bratseg.evaluation.lesionwise_case import nsd
 
 BoolArray = npt.NDArray[np.bool_]
 TOL: dict[str, Any] = {"rel": 1e-9, "abs": 1e-9}

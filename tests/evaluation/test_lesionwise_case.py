@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from bratseg.config import LesionwiseParams, MetricsParams
-from bratseg.evaluation.lesionwise import lesionwise_brats2023, lesionwise_panoptica, nsd
+from bratseg.evaluation.lesionwise import lesionwise_brats2023, lesionwise_panoptica
 from bratseg.evaluation.lesionwise_case import (
     CASE_LESIONWISE_NAMES,
     PRESETS,
     case_lesionwise,
     lesionwise_settings,
+    nsd,
 )
 from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGIONS, classes_to_regions
 

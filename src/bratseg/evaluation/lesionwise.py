@@ -84,15 +84,8 @@ from bratseg.evaluation.lesions import (
     overlap_pairs,
     pair_distances,
 )
-from bratseg.evaluation.metrics import (
-    EMPTY_POLICIES,
-    HD95_MODES,
-    ArrayLike,
-    as_mask_pair,
-    as_spacing,
-    distance_spacing,
-)
-from bratseg.evaluation.surface import hd95_from_distances, surface_dice, surface_distances
+from bratseg.evaluation.metrics import HD95_MODES, ArrayLike, as_mask_pair, as_spacing, distance_spacing
+from bratseg.evaluation.surface import hd95_from_distances, surface_dice
 
 MATCHING_MODES: tuple[str, ...] = ("brats2023", "panoptica")
 #: HD95 of a missed lesion or a false positive in the BraTS 2023 definition.
@@ -136,9 +129,10 @@ class LesionwiseResult:
         return {name: float(getattr(self, name)) for name in LESIONWISE_NAMES}
 
 
-def _check_number(
+def check_number(
     name: str, value: float, low: float, high: float = math.inf, open_low: bool = False
 ) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is finite and in ``[low, high]`` (``(low, high]``)."""
     ok = math.isfinite(value) and (value > low if open_low else value >= low) and value <= high
     if not ok:
         side = "(" if open_low else "["
@@ -149,7 +143,7 @@ def _prepare(
     pred: ArrayLike, ref: ArrayLike, spacing: Sequence[float], hd95_mode: str, hd95_units: str, tol: float
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, ...], tuple[float, ...]]:
     check_choice("hd95_mode", hd95_mode, HD95_MODES)
-    _check_number("nsd_tolerance_mm", tol, 0.0)
+    check_number("nsd_tolerance_mm", tol, 0.0)
     p, r = as_mask_pair(pred, ref)
     sp = as_spacing(spacing, p.ndim)
     return p, r, sp, distance_spacing(sp, hd95_units)
@@ -198,8 +192,8 @@ def lesionwise_brats2023(
     """
     if isinstance(dilation_iterations, bool) or not isinstance(dilation_iterations, int | np.integer):
         raise ValueError(f"dilation_iterations must be an integer >= 0, got {dilation_iterations!r}")
-    _check_number("dilation_iterations", dilation_iterations, 0)
-    _check_number("volume_threshold_mm3", volume_threshold_mm3, 0.0)
+    check_number("dilation_iterations", dilation_iterations, 0)
+    check_number("volume_threshold_mm3", volume_threshold_mm3, 0.0)
     p, r, sp, dist_sp = _prepare(pred, ref, spacing, hd95_mode, hd95_units, nsd_tolerance_mm)
     box = crop_box(p | r, int(dilation_iterations))
     if box is None:
@@ -268,7 +262,7 @@ def lesionwise_panoptica(
         ValueError: shapes differ; bad ``spacing``; an argument outside its range or choices.
         TypeError: a mask is neither boolean nor integer.
     """
-    _check_number("match_threshold", match_threshold, 0.0, 1.0, open_low=True)
+    check_number("match_threshold", match_threshold, 0.0, 1.0, open_low=True)
     p, r, sp, dist_sp = _prepare(pred, ref, spacing, hd95_mode, hd95_units, nsd_tolerance_mm)
     box = crop_box(p | r, 0)
     if box is None:
@@ -304,28 +298,3 @@ def lesionwise_panoptica(
         f1=tp / (tp + 0.5 * fp + 0.5 * fn),
         lesions=tuple(scores),
     )
-
-
-def nsd(
-    pred: ArrayLike,
-    ref: ArrayLike,
-    spacing: Sequence[float],
-    *,
-    tolerance_mm: float = 1.0,
-    empty: str = "brats",
-) -> float:
-    """Normalised surface Dice of two whole masks at ``tolerance_mm`` (see :func:`surface.surface_dice`).
-
-    Empty masks: both empty gives 1 (``empty="brats"``) or NaN (``"nan"``); exactly one empty gives 0.
-
-    Raises:
-        ValueError: shapes differ; bad ``spacing``; ``tolerance_mm`` < 0; unknown ``empty``.
-    """
-    check_choice("empty", empty, EMPTY_POLICIES)
-    _check_number("tolerance_mm", tolerance_mm, 0.0)
-    p, r = as_mask_pair(pred, ref)
-    sp = as_spacing(spacing, p.ndim)
-    has_p, has_r = bool(p.any()), bool(r.any())
-    if not (has_p and has_r):
-        return 0.0 if has_p != has_r else (1.0 if empty == "brats" else math.nan)
-    return surface_dice(*surface_distances(p, r, sp), tolerance_mm)

@@ -1,4 +1,4 @@
-"""Challenge presets for the lesion-wise scores, and the scores of every region of one case.
+"""Lesion-wise challenge presets, the whole-region NSD, and the scores of every region of one case.
 
 Presets (``params.yaml: metrics.lesionwise.preset``; a non-null key beside it overrides its value):
 
@@ -27,6 +27,7 @@ RC and the single-class regions once the label table has them), from the same cl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,11 +39,18 @@ from bratseg.evaluation.lesions import crop_box
 from bratseg.evaluation.lesionwise import (
     LESIONWISE_NAMES,
     MATCHING_MODES,
+    check_number,
     lesionwise_brats2023,
     lesionwise_panoptica,
-    nsd,
 )
-from bratseg.evaluation.metrics import ArrayLike, check_class_volumes
+from bratseg.evaluation.metrics import (
+    EMPTY_POLICIES,
+    ArrayLike,
+    as_mask_pair,
+    as_spacing,
+    check_class_volumes,
+)
+from bratseg.evaluation.surface import surface_dice, surface_distances
 from bratseg.labels import REGIONS, classes_to_regions
 
 #: Keys of each region's scores from :func:`case_lesionwise`.
@@ -114,6 +122,31 @@ def lesionwise_settings(params: MetricsParams) -> LesionwiseSettings:
         empty=params.empty,
         regions=preset.regions,
     )
+
+
+def nsd(
+    pred: ArrayLike,
+    ref: ArrayLike,
+    spacing: Sequence[float],
+    *,
+    tolerance_mm: float = 1.0,
+    empty: str = "brats",
+) -> float:
+    """Normalised surface Dice of two whole masks at ``tolerance_mm`` (see :func:`surface.surface_dice`).
+
+    Empty masks: both empty gives 1 (``empty="brats"``) or NaN (``"nan"``); exactly one empty gives 0.
+
+    Raises:
+        ValueError: shapes differ; bad ``spacing``; ``tolerance_mm`` < 0; unknown ``empty``.
+    """
+    check_choice("empty", empty, EMPTY_POLICIES)
+    check_number("tolerance_mm", tolerance_mm, 0.0)
+    p, r = as_mask_pair(pred, ref)
+    sp = as_spacing(spacing, p.ndim)
+    has_p, has_r = bool(p.any()), bool(r.any())
+    if not (has_p and has_r):
+        return 0.0 if has_p != has_r else (1.0 if empty == "brats" else math.nan)
+    return surface_dice(*surface_distances(p, r, sp), tolerance_mm)
 
 
 def region_lesionwise(
