@@ -24,7 +24,7 @@ import numpy.typing as npt
 from medpy.metric import binary as medpy_binary
 from scipy import ndimage
 
-from bratseg.config import MetricsParams
+from bratseg.config import LesionwiseParams, MetricsParams
 from bratseg.evaluation.metrics import case_metrics, dice, hd95, iou
 from bratseg.evaluation.surface import bounding_box, surface, surface_distances
 from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGION_CLASSES, REGIONS
@@ -112,7 +112,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    params = MetricsParams(hd95="pooled", empty="brats", empty_hd95_mm=373.13)
+    params = MetricsParams(
+        hd95="pooled",
+        hd95_units="mm",
+        empty="brats",
+        empty_hd95_mm=373.13,
+        lesionwise=LesionwiseParams("gli", "brats2023", None, None, None, None),
+    )
 
     header = (
         f"{'grid':<24}{'region':<7}{'ref ml':>7}{'pred ml':>8}{'medpy ms':>10}{'pooled ms':>10}{'x':>6}"

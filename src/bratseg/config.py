@@ -207,10 +207,23 @@ class PostprocessParams(_Section):
 
 
 @dataclass(frozen=True)
+class LesionwiseParams(_Section):
+    preset: str
+    matching: str
+    # None: the preset's value (see bratseg.evaluation.lesionwise_case.PRESETS)
+    dilation_iterations: int | None
+    volume_threshold_mm3: float | None
+    match_threshold: float | None
+    nsd_tolerance_mm: float | None
+
+
+@dataclass(frozen=True)
 class MetricsParams(_Section):
     hd95: str
+    hd95_units: str
     empty: str
     empty_hd95_mm: float
+    lesionwise: LesionwiseParams
 
 
 @dataclass(frozen=True)

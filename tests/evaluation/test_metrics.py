@@ -13,7 +13,7 @@ from medpy.metric import binary as medpy_binary
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from bratseg.config import MetricsParams
+from bratseg.config import LesionwiseParams, MetricsParams
 from bratseg.evaluation.metrics import (
     EMPTY_HD95_MM,
     METRIC_NAMES,
@@ -33,6 +33,15 @@ medpy_surface_distances: Callable[..., npt.NDArray[np.float64]] = getattr(medpy_
 
 SPACINGS = [(1.0, 1.0, 1.0), (1.0, 0.8, 2.5), (0.5, 1.2, 3.0)]
 TOL: dict[str, Any] = {"rel": 1e-9, "abs": 1e-9}
+LESIONWISE = LesionwiseParams("gli", "brats2023", None, None, None, None)
+
+
+def metrics_params(
+    hd95: str = "pooled", empty: str = "brats", empty_hd95_mm: float = EMPTY_HD95_MM, hd95_units: str = "mm"
+) -> MetricsParams:
+    return MetricsParams(
+        hd95=hd95, hd95_units=hd95_units, empty=empty, empty_hd95_mm=empty_hd95_mm, lesionwise=LESIONWISE
+    )
 
 
 # --- test data ----------------------------------------------------------------------------------------------
@@ -126,7 +135,7 @@ def test_random_masks_match_medpy(shape: tuple[int, ...], p: float) -> None:
 @pytest.mark.parametrize("shape", [(40, 48, 31), (33, 27, 19)])
 def test_tumour_regions_match_medpy(spacing: tuple[float, ...], shape: tuple[int, int, int]) -> None:
     pred_classes, ref_classes = tumour_pair(shape, seed=sum(shape))
-    params = MetricsParams(hd95="pooled", empty="brats", empty_hd95_mm=EMPTY_HD95_MM)
+    params = metrics_params(hd95="pooled", empty="brats", empty_hd95_mm=EMPTY_HD95_MM)
     result = case_metrics(pred_classes, ref_classes, spacing, params)
     wt_ref = ref_classes > 0
     assert 0.05 * wt_ref.size < wt_ref.sum() < 0.5 * wt_ref.size
@@ -361,7 +370,10 @@ def test_swapping_necrosis_and_enhancing_only_hurts_et() -> None:
     assert {NECROSIS, ENHANCING} <= set(np.unique(ref).tolist())
     swapped = ref.copy()
     swapped[ref == NECROSIS], swapped[ref == ENHANCING] = ENHANCING, NECROSIS
-    params = MetricsParams.from_dict({"hd95": "max_directed", "empty": "brats", "empty_hd95_mm": 373.13})
+    params = MetricsParams.from_dict(
+        {"hd95": "max_directed", "hd95_units": "mm", "empty": "brats", "empty_hd95_mm": 373.13,
+         "lesionwise": LESIONWISE.to_dict()}
+    )
     out = case_metrics(swapped, ref, (1.0, 1.0, 1.0), params)
     assert list(out) == list(REGIONS)
     for region in ("WT", "TC"):
@@ -375,7 +387,7 @@ def test_swapping_necrosis_and_enhancing_only_hurts_et() -> None:
 def test_case_without_enhancing_tumour(policy: str, dice_et: float, hd95_et: float) -> None:
     _, ref = tumour_pair((20, 21, 22), seed=9)
     ref[ref == ENHANCING] = NECROSIS
-    params = MetricsParams(hd95="pooled", empty=policy, empty_hd95_mm=373.13)
+    params = metrics_params(hd95="pooled", empty=policy, empty_hd95_mm=373.13)
     out = case_metrics(ref, ref, (1.0, 1.0, 1.0), params)
     assert out["WT"]["dice"] == 1.0
     assert _same(out["ET"]["dice"], dice_et) and _same(out["ET"]["hd95"], hd95_et)
@@ -387,7 +399,7 @@ def test_case_without_enhancing_tumour(policy: str, dice_et: float, hd95_et: flo
 
 
 def test_case_metrics_rejects_bad_volumes() -> None:
-    params = MetricsParams(hd95="pooled", empty="brats", empty_hd95_mm=373.13)
+    params = metrics_params(hd95="pooled", empty="brats", empty_hd95_mm=373.13)
     a = np.zeros((4, 4, 4), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"\(4, 4, 4\).*\(4, 4, 5\)"):
         case_metrics(a, np.zeros((4, 4, 5), dtype=np.uint8), (1, 1, 1), params)
@@ -396,4 +408,20 @@ def test_case_metrics_rejects_bad_volumes() -> None:
     with pytest.raises(TypeError, match="integer"):
         case_metrics(a.astype(float), a, (1, 1, 1), params)
     with pytest.raises(ValueError, match="hd95_mode"):
-        case_metrics(a, a, (1, 1, 1), MetricsParams(hd95="mean", empty="brats", empty_hd95_mm=1.0))
+        case_metrics(a, a, (1, 1, 1), metrics_params(hd95="mean", empty="brats", empty_hd95_mm=1.0))
+
+
+def test_hd95_in_voxel_units_ignores_the_spacing() -> None:
+    pred_classes, ref_classes = tumour_pair((23, 21, 19), seed=5)
+    spacing = (1.0, 0.8, 2.5)
+    mm = case_metrics(pred_classes, ref_classes, spacing, metrics_params())
+    vox = case_metrics(pred_classes, ref_classes, spacing, metrics_params(hd95_units="voxel"))
+    for region, classes in (("WT", (1, 2, 3)), ("ET", (3,))):
+        p, r = np.isin(pred_classes, classes), np.isin(ref_classes, classes)
+        assert vox[region]["hd95"] == pytest.approx(medpy_binary.hd95(p, r, (1, 1, 1)), **TOL)
+        assert mm[region]["hd95"] == pytest.approx(medpy_binary.hd95(p, r, spacing), **TOL)
+        assert vox[region]["hd95"] != mm[region]["hd95"]
+        assert vox[region]["ref_ml"] == mm[region]["ref_ml"]  # volumes keep the spacing
+    assert hd95(pred_classes > 0, ref_classes > 0, spacing, units="voxel") == vox["WT"]["hd95"]
+    with pytest.raises(ValueError, match="hd95_units"):
+        hd95(pred_classes > 0, ref_classes > 0, spacing, units="cm")

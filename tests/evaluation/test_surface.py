@@ -11,7 +11,7 @@ from medpy.metric import binary as medpy_binary
 from scipy import ndimage
 
 from bratseg.evaluation import surface as surface_module
-from bratseg.evaluation.surface import KDTREE_BOX_RATIO, surface_distances
+from bratseg.evaluation.surface import KDTREE_BOX_RATIO, hd95_from_distances, surface_dice, surface_distances
 
 BoolArray = npt.NDArray[np.bool_]
 medpy_surface_distances: Callable[..., npt.NDArray[np.float64]] = getattr(medpy_binary, "__surface_distances")
@@ -106,3 +106,18 @@ def test_unknown_method_and_empty_masks_raise() -> None:
         surface_distances(pred, ref, (1.0, 1.0, 1.0), method="tree")
     with pytest.raises(ValueError, match="two non-empty masks"):
         surface_distances(np.zeros_like(pred), ref, (1.0, 1.0, 1.0), method="kdtree")
+
+
+def test_reductions_of_the_distances() -> None:
+    pred_to_ref = np.array([0.0, 1.0, 2.0, 3.0])
+    ref_to_pred = np.array([0.0, 0.5, 4.0])
+    pooled = np.percentile(np.concatenate((pred_to_ref, ref_to_pred)), 95)
+    assert hd95_from_distances(pred_to_ref, ref_to_pred, "pooled") == pooled
+    directed = max(np.percentile(pred_to_ref, 95), np.percentile(ref_to_pred, 95))
+    assert hd95_from_distances(pred_to_ref, ref_to_pred, "max_directed") == directed
+    with pytest.raises(ValueError, match="mode"):
+        hd95_from_distances(pred_to_ref, ref_to_pred, "mean")
+    # NSD: the mean of the fractions within the tolerance, 2/4 and 2/3
+    assert surface_dice(pred_to_ref, ref_to_pred, 1.0) == pytest.approx((2 / 4 + 2 / 3) / 2)
+    assert surface_dice(pred_to_ref, ref_to_pred, 4.0) == 1.0
+    assert surface_dice(pred_to_ref, ref_to_pred, 0.0) == pytest.approx((1 / 4 + 1 / 3) / 2)

@@ -18,6 +18,10 @@ Definitions (medpy.metric.binary names in brackets; for non-empty masks the valu
     ``compute_hausdorff_distance(percentile=95)`` (same surfaces, ``np.percentile`` per direction), and the
     per-voxel form of DeepMind surface-distance's robust Hausdorff (which weights surface elements by area).
 
+  Units (``params.yaml: metrics.hd95_units``): ``"mm"`` honours ``spacing``; ``"voxel"`` measures in voxel
+  steps (every spacing 1), which is what the official BraTS tools report on anisotropic grids (they read no
+  spacing). On a 1 mm grid the two are equal.
+
 Empty masks (``params.yaml: metrics.empty``), where a ratio would be 0/0 or a distance has no surface to
 reach. Each cell reads ``brats value | nan value``; a single value is the same under both policies:
 
@@ -48,11 +52,11 @@ import numpy.typing as npt
 
 from bratseg.config import MetricsParams
 from bratseg.errors import check_choice
-from bratseg.evaluation.surface import surface_distances
+from bratseg.evaluation.surface import HD95_MODES, hd95_from_distances, surface_distances
 from bratseg.labels import N_CLASSES, REGIONS, classes_to_regions
 
-HD95_MODES: tuple[str, ...] = ("pooled", "max_directed")
 EMPTY_POLICIES: tuple[str, ...] = ("brats", "nan")
+HD95_UNITS: tuple[str, ...] = ("mm", "voxel")
 #: The diagonal of a 240×240×155 mm volume (1 mm BraTS grid): HD95 when exactly one mask is empty.
 EMPTY_HD95_MM = 373.13
 METRIC_NAMES: tuple[str, ...] = ("dice", "iou", "hd95", "sensitivity", "specificity", "pred_ml", "ref_ml")
@@ -84,14 +88,16 @@ def _as_mask(x: ArrayLike, name: str) -> BoolArray:
     return mask
 
 
-def _as_pair(pred: ArrayLike, ref: ArrayLike) -> tuple[BoolArray, BoolArray]:
+def as_mask_pair(pred: ArrayLike, ref: ArrayLike) -> tuple[BoolArray, BoolArray]:
+    """``pred`` and ``ref`` as boolean masks of one shape; an error naming the bad one otherwise."""
     p, r = _as_mask(pred, "pred"), _as_mask(ref, "ref")
     if p.shape != r.shape:
         raise ValueError(f"pred and ref must have the same shape, got pred {p.shape} and ref {r.shape}")
     return p, r
 
 
-def _as_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
+def as_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
+    """``spacing`` as ``ndim`` positive floats; ``ValueError`` naming ``spacing`` otherwise."""
     try:
         values = tuple(float(s) for s in spacing)
     except (TypeError, ValueError) as exc:
@@ -99,6 +105,12 @@ def _as_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
     if len(values) != ndim or not all(math.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"spacing must have one positive entry per axis ({ndim} axes), got {spacing!r}")
     return values
+
+
+def distance_spacing(spacing: tuple[float, ...], units: str) -> tuple[float, ...]:
+    """The spacing surface distances are measured with: ``spacing`` for ``"mm"``, all ones for ``"voxel"``."""
+    check_choice("hd95_units", units, HD95_UNITS)
+    return spacing if units == "mm" else (1.0,) * len(spacing)
 
 
 def _check_empty_value(name: str, value: float) -> float:
@@ -150,10 +162,7 @@ def _hd95(
         if empty == "nan":
             return math.nan
         return 0.0 if n_pred == n_ref else empty_mm
-    to_ref, to_pred = surface_distances(pred, ref, spacing)
-    if mode == "pooled":
-        return float(np.percentile(np.concatenate((to_ref, to_pred)), 95))
-    return float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
+    return hd95_from_distances(*surface_distances(pred, ref, spacing), mode)
 
 
 def _from_counts(
@@ -161,7 +170,7 @@ def _from_counts(
 ) -> float:
     """A count-based metric of two masks, arguments checked."""
     check_choice("empty", empty, EMPTY_POLICIES)
-    return metric(_counts(*_as_pair(pred, ref)), empty)
+    return metric(_counts(*as_mask_pair(pred, ref)), empty)
 
 
 # --- public -------------------------------------------------------------------------------------------------
@@ -193,8 +202,9 @@ def hd95(
     mode: str = "pooled",
     empty: str = "brats",
     empty_value_mm: float = EMPTY_HD95_MM,
+    units: str = "mm",
 ) -> float:
-    """95th-percentile Hausdorff distance in mm between two masks.
+    """95th-percentile Hausdorff distance in mm (or voxel steps) between two masks.
 
     Args:
         pred: ``(*spatial)`` boolean or integer mask (nonzero = foreground).
@@ -203,16 +213,18 @@ def hd95(
         mode: ``"pooled"`` (medpy / BraTS) or ``"max_directed"`` (MONAI); see the module docstring.
         empty: ``"brats"`` or ``"nan"``; see the module docstring.
         empty_value_mm: the value when exactly one mask is empty under ``empty="brats"``.
+        units: ``"mm"`` or ``"voxel"`` (voxel steps, ``spacing`` ignored); see the module docstring.
 
     Raises:
-        ValueError: the shapes differ; bad ``spacing``; unknown ``mode`` or ``empty``; ``empty_value_mm`` < 0.
+        ValueError: the shapes differ; bad ``spacing``; unknown ``mode``, ``empty`` or ``units``;
+            ``empty_value_mm`` < 0.
         TypeError: a mask is neither boolean nor integer.
     """
     check_choice("mode", mode, HD95_MODES)
     check_choice("empty", empty, EMPTY_POLICIES)
     empty_mm = _check_empty_value("empty_value_mm", empty_value_mm)
-    p, r = _as_pair(pred, ref)
-    sp = _as_spacing(spacing, p.ndim)
+    p, r = as_mask_pair(pred, ref)
+    sp = distance_spacing(as_spacing(spacing, p.ndim), units)
     n_pred, n_ref = int(np.count_nonzero(p)), int(np.count_nonzero(r))
     return _hd95(p, r, sp, n_pred, n_ref, mode, empty, empty_mm)
 
@@ -225,6 +237,7 @@ def region_metrics(
     hd95_mode: str = "pooled",
     empty: str = "brats",
     empty_hd95_mm: float = EMPTY_HD95_MM,
+    hd95_units: str = "mm",
 ) -> dict[str, float]:
     """All metrics of one region, sharing one pass over the voxels for the counts.
 
@@ -232,7 +245,8 @@ def region_metrics(
         pred: ``(*spatial)`` boolean or integer mask of the prediction.
         ref: ``(*spatial)`` mask of the reference, same shape.
         spacing: voxel size in mm, one positive entry per axis.
-        hd95_mode, empty, empty_hd95_mm: as ``mode``, ``empty``, ``empty_value_mm`` of :func:`hd95`.
+        hd95_mode, empty, empty_hd95_mm, hd95_units: as ``mode``, ``empty``, ``empty_value_mm``, ``units``
+            of :func:`hd95`.
 
     Returns:
         ``{"dice", "iou", "hd95", "sensitivity", "specificity", "pred_ml", "ref_ml"}`` (order of
@@ -241,14 +255,15 @@ def region_metrics(
     check_choice("hd95_mode", hd95_mode, HD95_MODES)
     check_choice("empty", empty, EMPTY_POLICIES)
     empty_mm = _check_empty_value("empty_hd95_mm", empty_hd95_mm)
-    p, r = _as_pair(pred, ref)
-    sp = _as_spacing(spacing, p.ndim)
+    p, r = as_mask_pair(pred, ref)
+    sp = as_spacing(spacing, p.ndim)
+    hd_sp = distance_spacing(sp, hd95_units)
     c = _counts(p, r)
     voxel_ml = math.prod(sp) / 1000.0
     return {
         "dice": _dice(c, empty),
         "iou": _iou(c, empty),
-        "hd95": _hd95(p, r, sp, c.tp + c.fp, c.tp + c.fn, hd95_mode, empty, empty_mm),
+        "hd95": _hd95(p, r, hd_sp, c.tp + c.fp, c.tp + c.fn, hd95_mode, empty, empty_mm),
         "sensitivity": _sensitivity(c, empty),
         "specificity": _specificity(c, empty),
         "pred_ml": (c.tp + c.fp) * voxel_ml,
@@ -265,13 +280,38 @@ def case_metrics(
         pred_classes: ``(*spatial)`` integer volume of classes 0..3 (see :mod:`bratseg.labels`).
         ref_classes: ``(*spatial)`` reference classes, same shape.
         spacing: voxel size in mm, one positive entry per axis.
-        params: the ``metrics`` section (``hd95`` mode, ``empty`` policy, ``empty_hd95_mm``).
+        params: the ``metrics`` section (``hd95`` mode, ``hd95_units``, ``empty`` policy, ``empty_hd95_mm``).
 
     Returns:
         ``{"WT": {...}, "TC": {...}, "ET": {...}}``, each as :func:`region_metrics` returns.
 
     Raises:
         ValueError: shapes differ, or a volume holds a value outside the classes 0..3 (e.g. on-disk labels).
+    """
+    pred, ref = check_class_volumes(pred_classes, ref_classes)
+    pred_regions, ref_regions = classes_to_regions(pred), classes_to_regions(ref)
+    return {
+        region: region_metrics(
+            pred_regions[i],
+            ref_regions[i],
+            spacing,
+            hd95_mode=params.hd95,
+            empty=params.empty,
+            empty_hd95_mm=params.empty_hd95_mm,
+            hd95_units=params.hd95_units,
+        )
+        for i, region in enumerate(REGIONS)
+    }
+
+
+def check_class_volumes(
+    pred_classes: ArrayLike, ref_classes: ArrayLike
+) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.integer]]:
+    """Two class volumes of the same shape holding classes 0..3, as arrays.
+
+    Raises:
+        ValueError: shapes differ, or a volume holds a value outside the classes 0..3 (e.g. on-disk labels).
+        TypeError: a volume is not of an integer dtype.
     """
     volumes = []
     for name, x in (("pred_classes", pred_classes), ("ref_classes", ref_classes)):
@@ -288,15 +328,4 @@ def case_metrics(
             f"pred_classes and ref_classes must have the same shape, "
             f"got pred {volumes[0].shape} and ref {volumes[1].shape}"
         )
-    pred_regions, ref_regions = classes_to_regions(volumes[0]), classes_to_regions(volumes[1])
-    return {
-        region: region_metrics(
-            pred_regions[i],
-            ref_regions[i],
-            spacing,
-            hd95_mode=params.hd95,
-            empty=params.empty,
-            empty_hd95_mm=params.empty_hd95_mm,
-        )
-        for i, region in enumerate(REGIONS)
-    }
+    return volumes[0], volumes[1]

@@ -22,6 +22,17 @@ Why the bounding box gives the same numbers as the whole volume:
 
 Only the feature transform runs over the box; the distances themselves are evaluated at surface voxels only.
 
+Reductions of the two directed distance arrays (shared by :mod:`bratseg.evaluation.metrics` and
+:mod:`bratseg.evaluation.lesionwise`):
+
+- :func:`hd95_from_distances`: ``"pooled"`` (medpy, the BraTS tools, panoptica) is the 95th percentile of
+  both directions pooled; ``"max_directed"`` (MONAI) the larger of the two directed 95th percentiles.
+- :func:`surface_dice`: the normalised surface Dice (NSD) at a tolerance ``τ`` in mm, as panoptica and the
+  ``brats-evaluation`` package compute it (after GaNDLF): the mean of the two directed fractions of surface
+  voxels lying within ``τ`` of the other surface, ``(|{d_PR ≤ τ}| / |S_P| + |{d_RP ≤ τ}| / |S_R|) / 2``.
+  Nikolov et al. (and DeepMind's ``surface-distance``) instead pool both directions weighted by surface
+  element area; the two agree when both surfaces have the same number of voxels.
+
 The cost is set by the size of the box, not of the volume: a tumour of 30-80 ml in a 240×240×155 grid has a
 box of about 1-3 % of the voxels. A small false positive far from the tumour, though, stretches the box over
 most of the head while adding only a few surface voxels. When the box holds more than ``KDTREE_BOX_RATIO``
@@ -49,6 +60,7 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]
 
 SURFACE_METHODS: tuple[str, ...] = ("auto", "box", "kdtree")
+HD95_MODES: tuple[str, ...] = ("pooled", "max_directed")
 KDTREE_BOX_RATIO = 8.0
 """Box voxels per surface voxel (both masks) above which ``auto`` uses the k-d tree.
 
@@ -201,3 +213,36 @@ def _length(offsets: IntArray, sampling: FloatArray) -> FloatArray:
     dist *= sampling[:, np.newaxis]
     np.multiply(dist, dist, dist)
     return np.asarray(np.sqrt(np.add.reduce(dist, axis=0)), dtype=np.float64)
+
+
+def hd95_from_distances(pred_to_ref: FloatArray, ref_to_pred: FloatArray, mode: str) -> float:
+    """95th-percentile Hausdorff distance from the directed surface distances (numpy's linear percentile).
+
+    Args:
+        pred_to_ref: ``(n_pred_surface,)`` distances, not empty (see :func:`surface_distances`).
+        ref_to_pred: ``(n_ref_surface,)`` distances, not empty.
+        mode: ``"pooled"`` (both directions together: medpy, BraTS, panoptica) or ``"max_directed"`` (MONAI).
+
+    Raises:
+        ValueError: unknown ``mode``.
+    """
+    check_choice("mode", mode, HD95_MODES)
+    if mode == "pooled":
+        return float(np.percentile(np.concatenate((pred_to_ref, ref_to_pred)), 95))
+    return float(max(np.percentile(pred_to_ref, 95), np.percentile(ref_to_pred, 95)))
+
+
+def surface_dice(pred_to_ref: FloatArray, ref_to_pred: FloatArray, tolerance_mm: float) -> float:
+    """Normalised surface Dice: the mean of the two directed fractions of distances ``<= tolerance_mm``.
+
+    Args:
+        pred_to_ref: ``(n_pred_surface,)`` distances in mm, not empty (see :func:`surface_distances`).
+        ref_to_pred: ``(n_ref_surface,)`` distances in mm, not empty.
+        tolerance_mm: the largest distance still counted as agreement, ``>= 0``.
+
+    Returns:
+        A value in [0, 1]; 1 when every surface voxel lies within ``tolerance_mm`` of the other surface.
+    """
+    within_pred = np.count_nonzero(pred_to_ref <= tolerance_mm) / pred_to_ref.size
+    within_ref = np.count_nonzero(ref_to_pred <= tolerance_mm) / ref_to_pred.size
+    return float((within_pred + within_ref) / 2.0)
