@@ -63,6 +63,19 @@ def snakefile_modules() -> set[str]:
     return set(relative(closure(files), ROOT)) | set(relative(direct, ROOT))
 
 
+def helper_scripts(scripts: list[Path]) -> set[Path]:
+    """The helper modules (``workflow/scripts/_*.py``) the scripts import, directly or through each other."""
+    found: set[Path] = set()
+    todo = list(scripts)
+    while todo:
+        text = todo.pop().read_text()
+        for helper in SCRIPTS.glob("_*.py"):
+            if helper not in found and re.search(rf"^import {helper.stem}\b", text, re.M):
+                found.add(helper)
+                todo.append(helper)
+    return found
+
+
 def declared_package_files(deps: list[str]) -> set[str]:
     """The package's .py files a stage's deps name (a folder names every file under it)."""
     out = set()
@@ -83,12 +96,8 @@ def test_stage_lists_exactly_the_code_it_runs(name):
     deps = stage["deps"]
     for script in scripts:
         assert str(script.relative_to(ROOT)) in deps, f"dvc.yaml stage {name} lacks its script {script}"
-    helpers = {
-        p
-        for s in scripts
-        for p in SCRIPTS.glob("_*.py")
-        if re.search(rf"^import {p.stem}$", s.read_text(), re.M)
-    }
+    helpers = helper_scripts(scripts)
+    assert SCRIPTS / "_repo.py" in helpers  # every script runs this repository's own package
     for helper in helpers:
         assert str(helper.relative_to(ROOT)) in deps, f"dvc.yaml stage {name} lacks {helper}"
     runs = set(relative(closure(scripts), ROOT))

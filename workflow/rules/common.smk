@@ -3,6 +3,9 @@ import math
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+import _repo  # this repository's src first, for the workflow and every job it starts
+
 from bratseg.codedeps import closure, relative
 from bratseg.errors import BratsegError
 from bratseg.layouts import case_files, discover_cases

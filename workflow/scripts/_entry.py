@@ -12,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
 import yaml
 
 from bratseg.cache import PreprocessedCohort

@@ -6,6 +6,7 @@ python workflow/scripts/apply_profile.py tests/profiles/tiny.yaml [--params para
 import argparse
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
 import yaml
 
 from bratseg.config import deep_merge

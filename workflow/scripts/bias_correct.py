@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
+
 from bratseg.config import N4Params
 from bratseg.preprocess.steps.bias_correct import bias_correct
 from bratseg.steprun import run_step

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
+
 from bratseg.config import PreprocessParams
 from bratseg.preprocess.steps.finalise import finalise
 from bratseg.steprun import run_step

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
+
 from bratseg.layouts import case_files
 from bratseg.preprocess.steps.ingest import ingest
 from bratseg.steprun import run_step

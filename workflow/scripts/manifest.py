@@ -3,6 +3,8 @@ function through workflow/scripts/split.py)."""
 
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
+
 from bratseg.config import SplitParams
 from bratseg.preprocess.steps.manifest import write_manifest
 from bratseg.steprun import run_step

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
+
 from bratseg.paramsfile import load_params
 from bratseg.preprocess.steps.manifest import cached_case_dirs, write_manifest
 from bratseg.steprun import run_step

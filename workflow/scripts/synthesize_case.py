@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _repo  # noqa: F401  (this repository's src first)
+
 from bratseg.cohort.generate import generate_case, write_case
 from bratseg.config import CohortParams
 from bratseg.steprun import run_step
