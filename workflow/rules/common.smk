@@ -75,11 +75,15 @@ def case_megavoxels(wildcards):
 
 
 #: Per rule: (base, per megavoxel) of peak memory in MB and of wall time in minutes; see measured().
+#: Measured (Snakemake benchmark files; AMD EPYC, 2 cores): peak RSS 2 mm (1.1 Mvox) / 1 mm (8.9 Mvox):
+#: synthesize_case 410 / 728 MB, ingest 120 / 412, bias_correct 220 / 584, finalise 106 / 439; CPU time at
+#: 1 mm 5.0 / 2.1 / 3.4 / 1.6 s. Memory is the linear fit through both sizes with 1.5x headroom; time allows a
+#: loaded node 20x the CPU time.
 RESOURCES = {
-    "synthesize_case": {"mem_mb": (500, 200), "runtime": (2, 1)},
-    "ingest": {"mem_mb": (500, 200), "runtime": (2, 1)},
-    "bias_correct": {"mem_mb": (500, 200), "runtime": (2, 1)},
-    "finalise": {"mem_mb": (500, 200), "runtime": (2, 1)},
+    "synthesize_case": {"mem_mb": (550, 60), "runtime": (2, 0.5)},
+    "ingest": {"mem_mb": (150, 60), "runtime": (2, 0.5)},
+    "bias_correct": {"mem_mb": (250, 70), "runtime": (2, 0.5)},
+    "finalise": {"mem_mb": (100, 65), "runtime": (2, 0.5)},
 }
 
 
