@@ -29,7 +29,7 @@ from _params import load_params  # noqa: E402
 
 from bratseg.inference.predict import probability_fn  # noqa: E402
 from bratseg.inference.sliding_window import sliding_window_predict  # noqa: E402
-from bratseg.labels import n_outputs  # noqa: E402
+from bratseg.labels import BRATS_2021  # noqa: E402
 from bratseg.models.registry import build_model  # noqa: E402
 
 #: Brain-cropped sizes: the default cohort at 2 mm and a real BraTS case at 1 mm.
@@ -44,7 +44,7 @@ def _run(mode: str, shape: tuple[int, int, int], queue: mp.Queue) -> None:
     params = load_params(ROOT / "params.yaml")
     torch.set_num_threads(params.train.num_threads)
     torch.manual_seed(0)
-    model = build_model(params.model, 4, n_outputs(params.train.target), params.net).eval()
+    model = build_model(params.model, 4, BRATS_2021.n_outputs(params.train.target), params.net).eval()
     predictor = probability_fn(model, params.train.target)
     image = np.random.default_rng(0).normal(size=(4, *shape)).astype(np.float16)
     base = _rss_mb()
@@ -55,7 +55,7 @@ def _run(mode: str, shape: tuple[int, int, int], queue: mp.Queue) -> None:
                 image,
                 predictor,
                 patch_size=params.train.patch_size,
-                n_outputs=n_outputs(params.train.target),
+                n_outputs=BRATS_2021.n_outputs(params.train.target),
                 overlap=params.inference.overlap,
                 sigma_scale=params.inference.gaussian_sigma,
                 batch_size=params.inference.batch_size,

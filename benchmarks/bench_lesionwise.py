@@ -55,7 +55,9 @@ from bratseg.evaluation.lesionwise import (
 from bratseg.evaluation.lesionwise_case import PRESETS, nsd
 from bratseg.evaluation.metrics import EMPTY_HD95_MM, dice
 from bratseg.evaluation.surface import hd95_from_distances, surface_dice, surface_distances
-from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGIONS, classes_to_regions
+from bratseg.labels import BRATS_2021, EDEMA, ENHANCING, NECROSIS
+
+REGIONS = BRATS_2021.region_names
 
 Classes = npt.NDArray[np.uint8]
 SHAPE = (240, 240, 155)
@@ -123,7 +125,7 @@ def ours(pred: Classes, ref: Classes, spacing: tuple[float, ...] | None) -> dict
     sp = ONE_MM if spacing is None else spacing
     box = crop_box((pred > 0) | (ref > 0), 0)
     assert box is not None
-    pr, rr = classes_to_regions(pred[box]), classes_to_regions(ref[box])
+    pr, rr = BRATS_2021.region_masks(pred[box]), BRATS_2021.region_masks(ref[box])
     out = {}
     for i, region in enumerate(REGIONS):
         p, r = pr[i], rr[i]
@@ -200,7 +202,7 @@ def brats2023_case(pred: Classes, ref: Classes, preset: str) -> list[Any]:
             dilation_iterations=p.dilation_iterations,
             volume_threshold_mm3=p.volume_threshold_mm3,
         )
-        for pr, rr in zip(classes_to_regions(pred), classes_to_regions(ref), strict=True)
+        for pr, rr in zip(BRATS_2021.region_masks(pred), BRATS_2021.region_masks(ref), strict=True)
     ]
 
 
@@ -218,7 +220,7 @@ def deepmind_gap(pred: Classes, ref: Classes, k: int, thr: float) -> list[float]
     import surface_distance  # benchmark-only
 
     gaps = []
-    for p, r in zip(classes_to_regions(pred), classes_to_regions(ref), strict=True):
+    for p, r in zip(BRATS_2021.region_masks(pred), BRATS_2021.region_masks(ref), strict=True):
         lesions, blobs = dilated_lesions(r, k)
         comps = label_components(p)
         blob_ids, comp_ids, _ = overlap_pairs(blobs, comps.labels, comps.n)

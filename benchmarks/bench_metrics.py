@@ -27,7 +27,10 @@ from scipy import ndimage
 from bratseg.config import LesionwiseParams, MetricsParams
 from bratseg.evaluation.metrics import case_metrics, dice, hd95, iou
 from bratseg.evaluation.surface import bounding_box, surface, surface_distances
-from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGION_CLASSES, REGIONS
+from bratseg.labels import BRATS_2021, EDEMA, ENHANCING, NECROSIS
+
+REGIONS = BRATS_2021.region_names
+REGION_CLASSES = {r.name: r.classes for r in BRATS_2021.regions}
 
 Classes = npt.NDArray[np.uint8]
 

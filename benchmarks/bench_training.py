@@ -24,7 +24,7 @@ import yaml
 
 from bratseg.cache import CachedCase, open_case
 from bratseg.config import Params, PreprocessParams, deep_merge, parse_params
-from bratseg.labels import n_outputs
+from bratseg.labels import BRATS_2021
 from bratseg.models.registry import build_model
 from bratseg.paramsfile import load_params
 from bratseg.runtime import amp_dtype, configure_determinism
@@ -85,7 +85,7 @@ def measure(
 ) -> dict[str, float]:
     tp = params.train
     net = getattr(params, model_name)
-    model = build_model(model_name, 4, n_outputs(tp.target), net).to(device)
+    model = build_model(model_name, 4, BRATS_2021.n_outputs(tp.target), net).to(device)
     loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, model.n_outputs)
     optimizer = build_optimizer(model, tp)
     dataset = PatchDataset(

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from bratseg.labels import ET
 from bratseg.layouts import MODALITIES, case_files, detect_layout, discover_cases
 
 
@@ -39,7 +40,7 @@ def test_brats2020_uncompressed_files(tmp_path):
     assert files.layout == "brats2020"
     assert files.images["t1ce"] == folder / f"{cid}_t1ce.nii"
     assert files.seg == folder / f"{cid}_seg.nii"
-    assert files.convention.enhancing == 4
+    assert files.convention.values[4] == ET and files.labels == "brats2021"
 
 
 def test_brats2023_names_map_to_modalities_and_label_3(tmp_path):
@@ -52,7 +53,7 @@ def test_brats2023_names_map_to_modalities_and_label_3(tmp_path):
         f"{cid}-t2w.nii.gz",
         f"{cid}-t2f.nii.gz",
     ]
-    assert files.convention.enhancing == 3
+    assert files.convention.values[3] == ET and files.candidates == ("brats2023", "brats2024")
 
 
 def test_case_without_segmentation_is_unlabelled(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from bratseg.errors import CaseError
 from bratseg.io import Geometry
-from bratseg.labels import BRATS_2021, UnknownLabelError, to_classes
+from bratseg.labels import BRATS_2021, UnknownLabelError
 from bratseg.layouts import MODALITIES, case_files
 from bratseg.preprocess.mask import brain_mask
 from bratseg.rawcase import affine_mismatch, read_case, reference_classes
@@ -29,7 +29,7 @@ def test_good_case(tmp_path, write_case, make_phantom):
         np.testing.assert_array_equal(case.image[i], np.rint(ph.images[m]))
     np.testing.assert_array_equal(brain_mask(case.image), ph.brain)
     assert case.classes is not None and case.classes.dtype == np.uint8
-    np.testing.assert_array_equal(case.classes, to_classes(ph.seg, BRATS_2021))
+    np.testing.assert_array_equal(case.classes, BRATS_2021.to_classes(ph.seg))
     assert case.geometry.shape == ph.seg.shape
     np.testing.assert_allclose(case.geometry.affine_array, ph.affine)
     assert case.geometry.spacing == (2.0, 2.0, 2.0)
@@ -53,12 +53,12 @@ def test_trailing_singleton_dimension_is_accepted(tmp_path, write_case, make_pha
 def test_float_segmentation_with_integral_values_is_accepted(tmp_path, write_case, make_phantom):
     ph = make_phantom()
     case = read_case(write_case(tmp_path, CASE, ph, arrays={"seg": ph.seg.astype(np.float32)}))
-    np.testing.assert_array_equal(case.classes, to_classes(ph.seg, BRATS_2021))
+    np.testing.assert_array_equal(case.classes, BRATS_2021.to_classes(ph.seg))
 
 
 def test_to_classes_raises_on_unknown_label():
     with pytest.raises(UnknownLabelError, match=r"\[3\]"):
-        to_classes(np.array([0, 1, 2, 3]), BRATS_2021)
+        BRATS_2021.to_classes(np.array([0, 1, 2, 3]))
 
 
 def test_affine_mismatch_tolerance():

@@ -7,8 +7,8 @@ case)::
 
     <root>/<case_id>/
         image.npy        (4, X, Y, Z) float16 or float32, z-scored, cropped to the brain
-        label.npy        (X, Y, Z) uint8 classes 0..3 (labelled cases only)
-        locations.npz    "1", "2", "3": (N, 3) int32 voxel coordinates of each foreground class
+        label.npy        (X, Y, Z) uint8 canonical classes (bratseg.labels; labelled cases only)
+        locations.npz    "1", "2", ...: (N, 3) int32 voxel coordinates of each class of the case's label set
         properties.json  everything needed to undo the preprocessing and describe the case
 
 Plain ``.npy`` opened with ``mmap_mode="r"`` was chosen by measurement (``benchmarks/bench_patch_read.py``):
@@ -28,13 +28,14 @@ import numpy as np
 import numpy.typing as npt
 
 from bratseg.io import atomic_dir
-from bratseg.labels import N_CLASSES
+from bratseg.labels import N_CANONICAL, LabelSet, label_set
 
 IMAGE_FILE = "image.npy"
 LABEL_FILE = "label.npy"
 LOCATIONS_FILE = "locations.npz"
 PROPERTIES_FILE = "properties.json"
-FOREGROUND_CLASSES: tuple[int, ...] = tuple(range(1, N_CLASSES))
+#: The canonical tumour classes a locations file may hold (each case stores those of its label set).
+FOREGROUND_CLASSES: tuple[int, ...] = tuple(range(1, N_CANONICAL))
 
 
 def _json_default(obj: Any) -> Any:
@@ -81,8 +82,8 @@ def write_cached_case(
     if set(locations) - set(FOREGROUND_CLASSES):
         raise ValueError(f"locations keys must be among {FOREGROUND_CLASSES}, got {sorted(locations)}")
     arrays: dict[str, npt.NDArray[np.int32]] = {}
-    for cls in FOREGROUND_CLASSES:
-        coords = np.asarray(locations.get(cls, np.empty((0, 3))), dtype=np.int32).reshape(-1, 3)
+    for cls in sorted(locations):
+        coords = np.asarray(locations[cls], dtype=np.int32).reshape(-1, 3)
         if coords.size and ((coords < 0).any() or (coords >= np.array(image.shape[1:])).any()):
             raise ValueError(f"locations[{cls}] holds coordinates outside the volume {image.shape[1:]}")
         arrays[str(cls)] = coords
@@ -193,11 +194,22 @@ class PreprocessedCohort:
         cases: folder holding one cached case folder per case id.
         split: ``splits.json``: split name (``train``, ``val``, ``test``, ``unlabelled``) -> case ids.
         manifest: ``manifest.csv``: one row per case (shapes, spacings, volumes, intensity statistics).
+        fingerprint: ``fingerprint.json``: the dataset fingerprint and the cohort's label set.
     """
 
     cases: Path
     split: Path
     manifest: Path
+    fingerprint: Path
+
+    def labels(self) -> LabelSet:
+        """The cohort's label set (settled by the split stage, see ``bratseg.preprocess.fingerprint``)."""
+        return label_set(json.loads(self.fingerprint.read_text())["labels"]["name"])
+
+    def target_spacing(self) -> list[float] | None:
+        """The spacing the cases were resampled to (``None``: each kept its native grid)."""
+        value = json.loads(self.fingerprint.read_text()).get("target_spacing_mm")
+        return None if value is None else [float(v) for v in value]
 
     def case(self, case_id: str) -> CachedCase:
         return open_case(self.cases / case_id)

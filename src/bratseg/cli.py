@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from bratseg.errors import BratsegError, ConfigError
+from bratseg.labels import LABEL_SETS
 from bratseg.layouts import LAYOUTS, MODALITIES, CaseFiles, case_files
 from bratseg.paramsfile import load_params
 from bratseg.steprun import run_step
@@ -31,17 +32,17 @@ def _files_from_args(args: argparse.Namespace) -> CaseFiles:
         if not args.case.is_dir():
             raise ConfigError(f"predict: case folder {args.case} does not exist")
         try:
-            return case_files(args.case, args.layout)
+            return case_files(args.case, args.layout, args.labels)
         except ValueError as exc:
             raise ConfigError(f"predict: {exc}") from exc
     missing = [f"--{m}" for m, p in singles.items() if p is None]
     if missing:
         raise ConfigError(f"predict: give --case, or --t1 --t1ce --t2 --flair (missing {' '.join(missing)})")
     layout = "brats2021" if args.layout == "auto" else args.layout
+    labels = LAYOUTS[layout].labels if args.labels == "auto" else args.labels
     case_id = args.case_id or Path(singles["t1"]).name.split(".")[0]
-    return CaseFiles(
-        case_id, Path(singles["t1"]).parent, layout, {m: Path(p) for m, p in singles.items()}, None
-    )
+    images = {m: Path(p) for m, p in singles.items()}
+    return CaseFiles(case_id, Path(singles["t1"]).parent, layout, images, None, labels, (labels,))
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="segment one case with a trained model")
     p.add_argument("--model", type=Path, required=True, help="trained model (models/best.pt)")
-    p.add_argument("--case", type=Path, help="a BraTS 2020 / 2021 / 2023 case folder")
+    p.add_argument("--case", type=Path, help="a BraTS case folder (2018-2025 naming)")
     for m in MODALITIES:
         p.add_argument(f"--{m}", type=Path, help=f"{m} image (instead of --case)")
     p.add_argument("--case-id", help="case id for messages when giving single files (default: t1 file name)")
@@ -72,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         "--layout",
         default="auto",
         choices=["auto", *LAYOUTS],
-        help="naming and label convention (single files default to brats2021: enhancing = 4)",
+        help="file naming (single files default to brats2021)",
+    )
+    p.add_argument(
+        "--labels",
+        default="auto",
+        choices=["auto", *LABEL_SETS],
+        help="label set of the output (auto: from the layout; single files: brats2021, enhancing = 4)",
     )
     p.add_argument("--output", type=Path, required=True, help="segmentation to write (.nii.gz)")
     p.add_argument(

@@ -54,6 +54,10 @@ def _convert(hint: Any, value: Any) -> Any:
             return tuple(_convert(item, v) for v in value)
         return tuple(_convert(a, v) for a, v in zip(args, value, strict=True))
     if origin in (typing.Union, types.UnionType):
+        if isinstance(value, list | tuple):  # e.g. "auto" | [x, y, z]: the sequence member of the union
+            for arg in typing.get_args(hint):
+                if typing.get_origin(arg) is tuple:
+                    return _convert(arg, value)
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -92,7 +96,19 @@ class CohortParams(_Section):
 class DataParams(_Section):
     raw_dir: str
     layout: str
+    labels: str  # auto | a bratseg.labels.LABEL_SETS name
     exclude: tuple[str, ...]
+    overrides: dict[str, dict[str, str]]  # case id -> {kind: file name inside the case folder}
+    resample_to: str  # none | a modality
+
+    @property
+    def resample_modality(self) -> str | None:
+        return None if self.resample_to == "none" else self.resample_to
+
+
+@dataclass(frozen=True)
+class ResampleParams(_Section):
+    image_order: int
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,8 @@ class CacheParams(_Section):
 
 @dataclass(frozen=True)
 class PreprocessParams(_Section):
+    target_spacing_mm: str | tuple[float, float, float]  # auto (cohort median) | native | [x, y, z]
+    resample: ResampleParams
     n4: N4Params
     normalise: NormaliseParams
     crop: CropParams

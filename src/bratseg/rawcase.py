@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from bratseg.errors import CaseError
 from bratseg.io import Geometry, load_nifti
-from bratseg.labels import CONVENTIONS, LabelConvention, UnknownLabelError, to_classes
+from bratseg.labels import LabelSet, UnknownLabelError, label_set
 from bratseg.layouts import MODALITIES, CaseFiles
 
 #: Largest allowed difference between two affines' translations and voxel sizes, in millimetres.
@@ -108,10 +108,11 @@ def _check_grid(
 ) -> None:
     if shape != ref.shape:
         why = f"shape {_dims(shape)} differs from the first modality's {_dims(ref.shape)}"
-        raise CaseError(case_id, path, why)
+        raise CaseError(case_id, path, f"{why}: {EXPECTS} (or set data.resample_to)")
     mismatch = affine_mismatch(ref.affine_array, img.affine)
     if mismatch is not None:
-        raise CaseError(case_id, path, f"affine does not match the first modality's: {mismatch}")
+        why = f"affine does not match the first modality's: {mismatch}"
+        raise CaseError(case_id, path, f"{why}: {EXPECTS} (or set data.resample_to)")
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -127,24 +128,14 @@ def read_modality(
         CaseError: naming the case and ``path``.
     """
     img = load_nifti(path, case_id)
-    raw = spatial_data(img, case_id, path)
-    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
-        raise CaseError(case_id, path, f"{modality}: unsupported voxel type {raw.dtype}")
-    data = np.asarray(raw, dtype=np.float32)
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(data.size - np.count_nonzero(finite))
-        raise CaseError(case_id, path, f"{modality}: {bad} non-finite voxel(s) (NaN or inf)")
-    if not np.any(data):
-        raise CaseError(case_id, path, f"{modality}: image is all zero")
-    return img, data
+    return img, _checked(case_id, modality, path, spatial_data(img, case_id, path))
 
 
 def read_segmentation(
-    case_id: str, path: Path, convention: LabelConvention, ref: Geometry | None = None
+    case_id: str, path: Path, convention: LabelSet, ref: Geometry | None = None
 ) -> npt.NDArray[np.uint8]:
-    """A segmentation as classes 0..3 ``(X, Y, Z)``: 3D, integral, labels of ``convention``, and on the grid
-    of ``ref`` when given.
+    """A segmentation as canonical classes ``(X, Y, Z)``: 3D, integral, values of the label set
+    ``convention``, and on the grid of ``ref`` when given.
 
     Raises:
         CaseError: naming the case and ``path``.
@@ -164,16 +155,64 @@ def read_segmentation(
     else:
         raise CaseError(case_id, path, f"unsupported segmentation voxel type {raw.dtype}")
     try:
-        return to_classes(seg, convention)
+        return convention.to_classes(seg)
     except UnknownLabelError as exc:
         raise CaseError(case_id, path, str(exc)) from exc
 
 
-def read_case(files: CaseFiles) -> RawCase:
+def _four_d(
+    case_id: str, path: Path, img: nib.Nifti1Image, channels: dict[str, int]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """The modalities of one 4D file (the Decathlon's), channel by channel, each checked like a 3D image."""
+    shape = tuple(int(s) for s in img.shape)
+    need = max(channels.values()) + 1
+    if len(shape) != 4 or shape[3] < need:
+        raise CaseError(case_id, path, f"expected a 4D image with {need} channels, got shape {shape}")
+    data = np.asanyarray(img.dataobj)
+    out = {}
+    for modality, index in channels.items():
+        out[modality] = _checked(case_id, modality, path, np.asarray(data[..., index]))
+    return out
+
+
+def _checked(
+    case_id: str, modality: str, path: Path, raw: npt.NDArray[np.generic]
+) -> npt.NDArray[np.float32]:
+    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+        raise CaseError(case_id, path, f"{modality}: unsupported voxel type {raw.dtype}")
+    data = np.asarray(raw, dtype=np.float32)
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - np.count_nonzero(finite))
+        raise CaseError(case_id, path, f"{modality}: {bad} non-finite voxel(s) (NaN or inf)")
+    if not np.any(data):
+        raise CaseError(case_id, path, f"{modality}: image is all zero")
+    return data
+
+
+EXPECTS = "the pipeline expects skull-stripped, co-registered modalities on one grid, as BraTS ships them"
+#: A skull-stripped case has background: below this share of exactly-zero voxels it is refused.
+MIN_ZERO_FRACTION = 0.1
+
+
+def _onto(
+    case_id: str, path: Path, img: nib.Nifti1Image, ref_img: nib.Nifti1Image, order: int
+) -> npt.NDArray[np.float32]:
+    """``img`` resampled onto the grid of ``ref_img`` through world coordinates (``data.resample_to``)."""
+    from nibabel.processing import resample_from_to
+
+    data = np.asarray(spatial_data(img, case_id, path), dtype=np.float32)
+    moved = resample_from_to(nib.Nifti1Image(data, img.affine), ref_img, order=order, mode="constant", cval=0)
+    return np.asarray(moved.dataobj, dtype=np.float32)
+
+
+def read_case(files: CaseFiles, resample_to: str | None = None) -> RawCase:
     """Read every file of a case and validate it.
 
     Args:
         files: the case's expected files (``bratseg.layouts.case_files``).
+        resample_to: a modality whose grid the others are resampled onto when their grids differ (linear for
+            images, nearest for the segmentation); ``None``: a grid mismatch is an error.
 
     Returns:
         The validated case; ``classes`` is ``None`` when the case has no segmentation.
@@ -187,22 +226,31 @@ def read_case(files: CaseFiles) -> RawCase:
         if path is None or not Path(path).exists():
             where = path if path is not None else files.folder
             raise CaseError(case_id, where, f"missing modality {modality}")
-    channels: list[npt.NDArray[np.float32]] = []
-    ref: Geometry | None = None
-    for modality in MODALITIES:
-        path = Path(files.images[modality])
-        img, data = read_modality(case_id, modality, path)
-        if ref is None:
-            ref = Geometry.from_image(img)
-        else:
-            _check_grid(case_id, path, img, tuple(data.shape), ref)
-        channels.append(data)
-    assert ref is not None
+    if files.seg is None and files.unexpected:
+        names = ", ".join(p.name for p in files.unexpected)
+        raise CaseError(
+            case_id,
+            files.folder,
+            f"no segmentation under the release's name, but the folder holds {names}: set "
+            f"data.overrides.{case_id}.seg to the segmentation's file name (or data.exclude the case)",
+        )
+    if files.channels:  # one 4D file holds every modality (the Decathlon's layout)
+        path = Path(files.images[MODALITIES[0]])
+        ref_nii = load_nifti(path, case_id)
+        ref = Geometry.from_image(ref_nii)
+        arrays = _four_d(case_id, path, ref_nii, files.channels)
+    else:
+        arrays, ref_nii, ref = _three_d(files, resample_to)
+    channels = [arrays[m] for m in MODALITIES]
     image = np.stack(channels)
     del channels
+    zero = 1.0 - np.count_nonzero(np.any(image != 0, axis=0)) / image[0].size
+    if zero < MIN_ZERO_FRACTION:
+        reason = f"only {100 * zero:.1f}% of the voxels are 0 (no background): {EXPECTS}"
+        raise CaseError(case_id, files.images[resample_to or MODALITIES[0]], reason)
     classes = None
     if files.seg is not None:
-        classes = read_segmentation(case_id, Path(files.seg), files.convention, ref)
+        classes = _read_seg(files, ref, ref_nii, resample_to)
     sources = {m: str(files.images[m]) for m in MODALITIES}
     if files.seg is not None:
         sources["seg"] = str(files.seg)
@@ -217,6 +265,59 @@ def read_case(files: CaseFiles) -> RawCase:
     )
 
 
+def _three_d(
+    files: CaseFiles, resample_to: str | None
+) -> tuple[dict[str, npt.NDArray[np.float32]], nib.Nifti1Image, Geometry]:
+    """One file per modality; the grid is the first modality's (``resample_to``'s when given)."""
+    order = [m for m in MODALITIES if m != resample_to]
+    if resample_to is not None:
+        order.insert(0, resample_to)
+    arrays: dict[str, npt.NDArray[np.float32]] = {}
+    ref_nii, ref = None, None
+    for modality in order:
+        path = Path(files.images[modality])
+        img, data = read_modality(files.case_id, modality, path)
+        if ref_nii is None or ref is None:
+            ref_nii, ref = img, Geometry.from_image(img)
+        elif resample_to is not None and _grid_differs(img, tuple(data.shape), ref):
+            data = _onto(files.case_id, path, img, ref_nii, order=1)
+        else:
+            _check_grid(files.case_id, path, img, tuple(data.shape), ref)
+        arrays[modality] = data
+    assert ref_nii is not None and ref is not None
+    return arrays, ref_nii, ref
+
+
+def _grid_differs(img: nib.Nifti1Image, shape: tuple[int, ...], ref: Geometry) -> bool:
+    return shape != ref.shape or affine_mismatch(ref.affine_array, img.affine) is not None
+
+
+def _read_seg(
+    files: CaseFiles, ref: Geometry, ref_nii: nib.Nifti1Image, resample_to: str | None
+) -> npt.NDArray[np.uint8]:
+    path = Path(str(files.seg))
+    if resample_to is not None:
+        img = load_nifti(path, files.case_id)
+        if _grid_differs(img, tuple(img.shape[:3]), ref):
+            moved = _onto(files.case_id, path, img, ref_nii, order=0)
+            try:
+                return files.convention.to_classes(np.rint(moved).astype(np.int64))
+            except UnknownLabelError as exc:
+                raise CaseError(files.case_id, path, str(exc)) from exc
+    return read_segmentation(files.case_id, path, files.convention, ref)
+
+
+def read_images(properties: dict[str, Any]) -> dict[str, npt.NDArray[np.float32]]:
+    """The raw modalities of a cached case (``properties``: its ``properties.json``), read again from their
+    files with the ingest checks; a 4D file (``properties["channels"]``) is decoded once."""
+    case_id, sources = properties["case_id"], properties["sources"]
+    channels = properties.get("channels") or {}
+    if channels:
+        path = Path(sources[MODALITIES[0]])
+        return _four_d(case_id, path, load_nifti(path, case_id), channels)
+    return {m: read_modality(case_id, m, Path(sources[m]))[1] for m in MODALITIES}
+
+
 def reference_classes(properties: dict[str, Any]) -> npt.NDArray[np.uint8]:
     """Ground truth of a cached case on its original grid, read again from the raw segmentation file.
 
@@ -226,6 +327,6 @@ def reference_classes(properties: dict[str, Any]) -> npt.NDArray[np.uint8]:
     return read_segmentation(
         properties["case_id"],
         Path(properties["sources"]["seg"]),
-        CONVENTIONS[properties["convention"]],
+        label_set(properties["convention"]),
         Geometry.from_dict(properties["geometry"]),
     )

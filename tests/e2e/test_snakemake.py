@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from bratseg.labels import BRATS_2021, classes_to_regions, to_classes
+from bratseg.labels import BRATS_2021
 
 pytestmark = pytest.mark.e2e
 CACHE = Path("data/preprocessed")
@@ -72,7 +72,7 @@ def test_snakemake_builds_the_cached_cohort(project, run):
         assert image.shape[0] == 4 and image.shape[1:] == label.shape
         assert np.isfinite(image).all()
         raw = project / "data/raw/synthetic" / case_id / f"{case_id}_seg.nii.gz"
-        ref = to_classes(np.asarray(nib.load(raw).dataobj), BRATS_2021)
+        ref = BRATS_2021.to_classes(np.asarray(nib.load(raw).dataobj))
         # cropping to the brain keeps every tumour voxel
         assert int((label > 0).sum()) == int((ref > 0).sum())
         props = json.loads((case / "properties.json").read_text())
@@ -83,7 +83,8 @@ def test_snakemake_builds_the_cached_cohort(project, run):
             assert (label[tuple(pts.T)] == int(cls)).all()
     assert not (project / "data/interim").exists() or not any((project / "data/interim").rglob("*.npz"))
     assert (project / "logs/preprocess").is_dir()
-    regions = classes_to_regions(np.load(project / CACHE / "cases" / manifest["case_id"][0] / "label.npy"))
+    first = project / CACHE / "cases" / manifest["case_id"][0]
+    regions = BRATS_2021.region_masks(np.load(first / "label.npy"))
     assert regions.shape[0] == 3
 
 

@@ -24,11 +24,13 @@ from PIL import Image
 
 from bratseg.evaluation.figures import case_figure, metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
-from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGIONS
+from bratseg.labels import BRATS_2021, EDEMA, ENHANCING, NECROSIS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from plots_template import main as template_main  # a build helper, not package code
 from plots_template import vega_lite_version
+
+REGIONS = BRATS_2021.region_names
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / "scripts" / "check_browser.sh"

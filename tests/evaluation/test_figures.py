@@ -22,7 +22,9 @@ from bratseg.evaluation.figures import (
     metric_distribution_figure,
     tumour_centre,
 )
-from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGIONS
+from bratseg.labels import BRATS_2021, EDEMA, ENHANCING, NECROSIS
+
+REGIONS = BRATS_2021.region_names
 
 SHAPE = (15, 13, 9)  # odd and all different, so a transposed axis would show
 SPACING = (1.0, 1.25, 2.5)

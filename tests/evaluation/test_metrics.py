@@ -26,7 +26,9 @@ from bratseg.evaluation.metrics import (
     specificity,
 )
 from bratseg.evaluation.surface import bounding_box, surface, surface_distances
-from bratseg.labels import EDEMA, ENHANCING, NECROSIS, REGIONS
+from bratseg.labels import BRATS_2021, EDEMA, ENHANCING, NECROSIS
+
+REGIONS = BRATS_2021.region_names
 
 BoolArray = npt.NDArray[np.bool_]
 medpy_surface_distances: Callable[..., npt.NDArray[np.float64]] = getattr(medpy_binary, "__surface_distances")
@@ -403,7 +405,7 @@ def test_case_metrics_rejects_bad_volumes() -> None:
     a = np.zeros((4, 4, 4), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"\(4, 4, 4\).*\(4, 4, 5\)"):
         case_metrics(a, np.zeros((4, 4, 5), dtype=np.uint8), (1, 1, 1), params)
-    with pytest.raises(ValueError, match=r"classes 0\.\.3"):
+    with pytest.raises(ValueError, match=r"classes 0, 1, 2, 3 of label set brats2021"):
         case_metrics(a, np.full((4, 4, 4), 4, dtype=np.uint8), (1, 1, 1), params)
     with pytest.raises(TypeError, match="integer"):
         case_metrics(a.astype(float), a, (1, 1, 1), params)

@@ -18,7 +18,9 @@ from PIL import Image
 from bratseg.evaluation.figures import metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
 from bratseg.evaluation.summary import METRICS, summarise
-from bratseg.labels import REGIONS
+from bratseg.labels import BRATS_2021
+
+REGIONS = BRATS_2021.region_names
 
 EVIL_ID = '<img src=x onerror="alert(1)">&case'
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

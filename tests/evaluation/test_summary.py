@@ -4,7 +4,9 @@ import pandas as pd
 import pytest
 
 from bratseg.evaluation.summary import METRICS, summarise
-from bratseg.labels import REGIONS
+from bratseg.labels import BRATS_2021
+
+REGIONS = BRATS_2021.region_names
 
 
 def frame(values):

@@ -25,6 +25,8 @@ def fast_n4() -> N4Params:
 def preprocess_params(fast_n4: N4Params) -> PreprocessParams:
     return PreprocessParams.from_dict(
         {
+            "target_spacing_mm": "native",
+            "resample": {"image_order": 3},
             "n4": fast_n4.to_dict(),
             "normalise": {"clip_percentiles": [0.5, 99.5]},
             "crop": {"margin_vox": 1},

@@ -11,13 +11,13 @@ import pytest
 
 from bratseg.cache import open_case
 from bratseg.errors import CaseError, ConfigError
-from bratseg.labels import BRATS_2021, to_classes
+from bratseg.labels import BRATS_2021
 from bratseg.layouts import MODALITIES
 from bratseg.preprocess.steps.bias_correct import bias_correct
 from bratseg.preprocess.steps.finalise import finalise
 from bratseg.preprocess.steps.ingest import ingest
 from bratseg.preprocess.steps.interim import read_npz
-from bratseg.preprocess.steps.manifest import write_manifest
+from bratseg.preprocess.steps.manifest import ManifestFiles, write_manifest
 from bratseg.spatial.crop import as_bbox, uncrop
 
 CASE = "BraTS2021_00001"
@@ -58,13 +58,13 @@ def test_end_to_end(tmp_path, write_case, make_phantom, preprocess_params):
         inside = full[i][ph.brain]
         assert abs(inside.mean()) < 0.05 and abs(inside.std() - 1) < 0.1
     label = uncrop(np.asarray(case.label()), bbox, ph.seg.shape)
-    np.testing.assert_array_equal(label, to_classes(ph.seg, BRATS_2021))
+    np.testing.assert_array_equal(label, BRATS_2021.to_classes(ph.seg))
     locations = case.locations()
     for cls in (1, 2, 3):
         assert 0 < len(locations[cls]) <= 50
         assert np.all(np.asarray(case.label())[tuple(locations[cls].T)] == cls)
     assert props["volumes_ml"]["WT"] == pytest.approx((ph.seg > 0).sum() * 8 / 1000)
-    assert props["class_voxels"]["enhancing"] == int((ph.seg == 4).sum())
+    assert props["class_voxels"]["ET"] == int((ph.seg == 4).sum())
     assert set(props["normalisation"]) == set(MODALITIES)
     assert "seconds" not in json.dumps(props["n4"]) and props["n4"]["modalities"]["t1"]["enabled"]
     assert props["sources"]["seg"] == str(files.seg)
@@ -131,7 +131,9 @@ def test_write_manifest(tmp_path, write_case, make_phantom, preprocess_params, s
         files = write_case(tmp_path / "raw", f"BraTS2021_{i:05d}", make_phantom(seed=i), with_seg=i != 3)
         dirs.append(_run(tmp_path, files, params))
     root = tmp_path / "preprocessed"
-    write_manifest(dirs, root / "manifest.csv", root / "manifest.parquet", root / "splits.json", split_params)
+    names = ("manifest.csv", "manifest.parquet", "splits.json", "fp.json")
+    files = ManifestFiles(*(root / n for n in names))
+    write_manifest(dirs, files, split_params)
     split = json.loads((root / "splits.json").read_text())
     assert split["unlabelled"] == ["BraTS2021_00003"]
     assert sorted(split["train"] + split["val"] + split["test"]) == [f"BraTS2021_{i:05d}" for i in range(3)]
@@ -140,7 +142,12 @@ def test_write_manifest(tmp_path, write_case, make_phantom, preprocess_params, s
     assert list(csv["case_id"]) == list(parquet["case_id"]) == [f"BraTS2021_{i:05d}" for i in range(4)]
     assert list(csv["has_label"]) == [True, True, True, False]
     assert csv.loc[0, "shape_x"] == 23 and csv.loc[0, "volume_ml_WT"] > 0
-    assert {"t1_raw_mean", "flair_clip_high", "cropped_z", "bbox_x0"} <= set(csv.columns)
+    assert {"t1_raw_mean", "flair_clip_high", "cropped_z", "bbox_x0", "voxels_ET"} <= set(csv.columns)
+    fingerprint = json.loads((root / "fp.json").read_text())
+    assert fingerprint["labels"]["name"] == "brats2021" and fingerprint["n_labelled"] == 3
+    assert fingerprint["median_spacing_mm"] == [2.0, 2.0, 2.0] and fingerprint["orientations"] == {"RAS": 4}
+    assert set(fingerprint["cases"]["BraTS2021_00000"]["intensity"]) == {"t1", "t1ce", "t2", "flair"}
+    assert 0 < fingerprint["class_frequency"]["SNFH"] < 1
 
 
 def test_write_manifest_failure_writes_nothing(tmp_path, write_case, preprocess_params, split_params):
@@ -148,5 +155,6 @@ def test_write_manifest_failure_writes_nothing(tmp_path, write_case, preprocess_
     dirs = [_run(tmp_path, write_case(tmp_path / "raw", f"BraTS2021_{i:05d}"), params) for i in range(2)]
     root = tmp_path / "out"
     with pytest.raises(ConfigError, match=r"^split: .*at least 3.* \(2 labelled of 2 cases\)$"):
-        write_manifest(dirs, root / "m.csv", root / "m.parquet", root / "s.json", split_params)
+        files = ManifestFiles(root / "m.csv", root / "m.parquet", root / "s.json", root / "f.json")
+        write_manifest(dirs, files, split_params)
     assert _listing(root) == []

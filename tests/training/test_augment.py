@@ -1,7 +1,7 @@
 import numpy as np
 
 from bratseg.config import AugmentParams
-from bratseg.labels import classes_to_regions
+from bratseg.labels import BRATS_2021
 from bratseg.training.augment import augment, random_flip, random_intensity, random_rotation
 
 
@@ -57,4 +57,4 @@ def test_augment_is_deterministic_for_a_seed_and_does_not_modify_inputs():
     b = augment(image, label, params, np.random.default_rng(5))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert np.array_equal(image, before[0]) and np.array_equal(label, before[1])
-    assert classes_to_regions(a[1]).shape == (3, *label.shape)
+    assert BRATS_2021.region_masks(a[1]).shape == (3, *label.shape)

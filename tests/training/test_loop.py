@@ -4,6 +4,7 @@ import json
 import torch
 
 from bratseg.config import deep_merge, parse_params
+from bratseg.labels import BRATS_2021
 from bratseg.models.checkpoint import load_checkpoint
 from bratseg.pipeline.train import make_validator
 from bratseg.training.curves import write_curves
@@ -34,7 +35,7 @@ def run(params, cases, out, resume=None, on_epoch=None):
         meta={"model": "unet"},
         device=cpu,
         fingerprint="fp",
-        validate=make_validator(cases[2:], params, cpu),
+        validate=make_validator(cases[2:], params, cpu, BRATS_2021),
         resume=resume,
         on_epoch=on_epoch,
     )

@@ -10,6 +10,7 @@ from bratseg.codedeps import closure, relative
 from bratseg.errors import BratsegError
 from bratseg.layouts import case_files, discover_cases
 from bratseg.paramsfile import params_from_mapping
+from bratseg.preprocess.plan import header_spacing, target_spacing
 
 SYNTHETIC_DIR = "data/raw/synthetic"
 SYNTHETIC_FILES = f"{SYNTHETIC_DIR}/{{case}}/{{case}}_{{kind}}.nii.gz"  # BraTS 2021 naming
@@ -27,12 +28,21 @@ try:
         if _unknown:
             raise BratsegError(f"params.yaml: data.exclude names case(s) not in the synthetic cohort: {_unknown}")
         CASES = {
-            cid: case_files(_raw / cid, "brats2021")
+            cid: case_files(_raw / cid, "brats2021", PARAMS.data.labels, PARAMS.data.overrides.get(cid))
             for cid in PARAMS.cohort.case_ids()
             if cid not in PARAMS.data.exclude
         }
+        _spacings = [(PARAMS.cohort.voxel_mm,) * 3]
     else:
-        CASES = {c.case_id: c for c in discover_cases(_raw, PARAMS.data.layout, PARAMS.data.exclude)}
+        CASES = {
+            c.case_id: c
+            for c in discover_cases(
+                _raw, PARAMS.data.layout, PARAMS.data.exclude, PARAMS.data.labels, PARAMS.data.overrides
+            )
+        }
+        _spacings = [header_spacing(c) for c in CASES.values()] if PARAMS.preprocess.target_spacing_mm == "auto" else []
+    # The plan: the spacing every case is resampled to (None: the native grid).
+    TARGET_SPACING = target_spacing(PARAMS.preprocess.target_spacing_mm, _spacings)
 except BratsegError as _exc:
     sys.exit(f"error: {_exc}")
 except (FileNotFoundError, ValueError) as _exc:

@@ -10,8 +10,10 @@ rule ingest:
     output:
         npz=interim(f"{INTERIM_DIR}/{{case}}/ingested.npz"),
     params:
-        folder=lambda wc: str(CASES[wc.case].folder),
-        layout=lambda wc: CASES[wc.case].layout,
+        case=lambda wc: CASES[wc.case].to_record(),
+        target_spacing=TARGET_SPACING,
+        image_order=config["preprocess"]["resample"]["image_order"],
+        resample_to=config["data"]["resample_to"],
     threads: 1
     resources:
         mem_mb=measured("ingest", "mem_mb"),
@@ -78,8 +80,10 @@ rule manifest:
         csv=f"{CACHE_DIR}/manifest.csv",
         parquet=f"{CACHE_DIR}/manifest.parquet",
         split=f"{CACHE_DIR}/splits.json",
+        fingerprint=f"{CACHE_DIR}/fingerprint.json",
     params:
         split=config["split"],
+        labels=config["data"]["labels"],
     threads: 1
     resources:
         mem_mb=1000,

@@ -29,14 +29,15 @@ def parser(description: str | None) -> argparse.ArgumentParser:
 
 
 def add_cohort_args(p: argparse.ArgumentParser) -> None:
-    """``--cases``, ``--split`` and ``--manifest``: the outputs of the preprocess and split stages."""
+    """``--cases``, ``--split``, ``--manifest``, ``--fingerprint``: the outputs of preprocess and split."""
     p.add_argument("--cases", type=Path, required=True, help="folder of cached cases (preprocess stage)")
     p.add_argument("--split", type=Path, required=True, help="splits.json (split stage)")
     p.add_argument("--manifest", type=Path, required=True, help="manifest.csv (split stage)")
+    p.add_argument("--fingerprint", type=Path, required=True, help="fingerprint.json (split stage)")
 
 
 def cohort(args: argparse.Namespace) -> PreprocessedCohort:
-    return PreprocessedCohort(cases=args.cases, split=args.split, manifest=args.manifest)
+    return PreprocessedCohort(args.cases, args.split, args.manifest, args.fingerprint)
 
 
 def repository_root(cwd: Path) -> Path:

@@ -4,10 +4,15 @@ from pathlib import Path
 
 import _repo  # noqa: F401  (this repository's src first)
 
-from bratseg.layouts import case_files
-from bratseg.preprocess.steps.ingest import ingest
+from bratseg.layouts import CaseFiles
+from bratseg.preprocess.steps.ingest import IngestOptions, as_target, ingest
 from bratseg.steprun import run_step
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821
-files = case_files(Path(smk.params.folder), smk.params.layout)
-run_step("ingest", lambda: ingest(files, Path(smk.output.npz)), smk.log[0])
+options = IngestOptions(
+    target_spacing=as_target(smk.params.target_spacing),
+    image_order=int(smk.params.image_order),
+    resample_to=None if smk.params.resample_to == "none" else smk.params.resample_to,
+)
+files = CaseFiles.from_record(smk.params.case)
+run_step("ingest", lambda: ingest(files, Path(smk.output.npz), options), smk.log[0])

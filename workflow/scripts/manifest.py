@@ -6,7 +6,7 @@ from pathlib import Path
 import _repo  # noqa: F401  (this repository's src first)
 
 from bratseg.config import SplitParams
-from bratseg.preprocess.steps.manifest import write_manifest
+from bratseg.preprocess.steps.manifest import ManifestFiles, write_manifest
 from bratseg.steprun import run_step
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821
@@ -14,10 +14,11 @@ run_step(
     "manifest",
     lambda: write_manifest(
         [Path(p) for p in smk.input.cases],
-        Path(smk.output.csv),
-        Path(smk.output.parquet),
-        Path(smk.output.split),
+        ManifestFiles(
+            *(Path(p) for p in (smk.output.csv, smk.output.parquet, smk.output.split, smk.output.fingerprint))
+        ),
         SplitParams.from_dict(smk.params.split),
+        smk.params.labels,
     ),
     smk.log[0],
 )

@@ -22,7 +22,7 @@ from bratseg.cohort.tumour import draw_spec, pick_centre, tumour_maps
 from bratseg.cohort.warp import MassEffect, grid_affine, random_warp, resample, template_to_grid
 from bratseg.config import CohortParams
 from bratseg.io import atomic_path
-from bratseg.labels import BRATS_2021, from_classes
+from bratseg.labels import BRATS_2021
 from bratseg.layouts import LAYOUTS, MODALITIES
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def generate_case(index: int, params: CohortParams) -> SyntheticCase:
     return SyntheticCase(
         case_id=params.case_ids()[index],
         images=images,
-        seg=from_classes(classes, BRATS_2021),
+        seg=BRATS_2021.from_classes(classes),
         affine=affine,
         bias_fields=fields,
         brain_mask=anatomy.brain,

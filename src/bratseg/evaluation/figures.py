@@ -38,14 +38,20 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bratseg.labels import REGIONS, classes_to_regions
+from bratseg.evaluation.summary import regions_of
+from bratseg.labels import BRATS_2021, LabelSet
 from bratseg.layouts import MODALITIES
 
 MODALITY_TITLES: dict[str, str] = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
 #: One colour per region, chosen to stay visible on a grey-scale MRI.
-REGION_COLOURS: dict[str, str] = {"WT": "#ffd92f", "TC": "#fc4e2a", "ET": "#41b6c4"}
+REGION_COLOURS: dict[str, str] = {
+    "WT": "#ffd92f", "TC": "#fc4e2a", "ET": "#41b6c4",
+    "RC": "#b15ce6", "NETC": "#a65628", "SNFH": "#f781bf", "CC": "#4daf4a", "ED": "#f781bf",
+}
 #: Outline widths: TC is drawn wider than ET, so where their borders coincide both colours stay visible.
 REGION_WIDTHS: dict[str, float] = {"WT": 1.5, "TC": 2.8, "ET": 1.3}
+#: Regions outlined in the slice figures: the nested WT / TC / ET and a region outside them (RC, CC).
+OUTLINED: tuple[str, ...] = ("WT", "TC", "ET", "RC", "CC")
 VIEWS: tuple[str, ...] = ("axial", "coronal", "sagittal")
 #: (horizontal, vertical) letter of each view: the direction the axis points to.
 VIEW_LETTERS: dict[str, tuple[str, str]] = {
@@ -134,7 +140,7 @@ def _draw_mask(ax: Axes, mask: np.ndarray, extent: Extent, region: str,
     dy = (extent[3] - extent[2]) / rows
     x = extent[0] + (np.arange(cols + 2) - 0.5) * dx
     y = extent[2] + (np.arange(rows + 2) - 0.5) * dy
-    colour, width = REGION_COLOURS[region], REGION_WIDTHS[region]
+    colour, width = REGION_COLOURS[region], REGION_WIDTHS.get(region, 1.5)
     if reference:
         ax.contourf(x, y, padded, levels=[0.5, 1.5], colors=[colour], alpha=0.22)
         ax.contour(x, y, padded, levels=[0.5], colors=[colour], linewidths=width, linestyles="solid")
@@ -160,7 +166,7 @@ def _validate(images: dict[str, np.ndarray], reference: np.ndarray | None, predi
 
 
 def case_figure(images: dict[str, np.ndarray], reference: np.ndarray | None, prediction: np.ndarray,
-                spacing: Sequence[float], title: str) -> bytes:
+                spacing: Sequence[float], title: str, labels: LabelSet = BRATS_2021) -> bytes:
     """Axial, coronal and sagittal slices of one case through :func:`tumour_centre`, as PNG bytes.
 
     Columns: T1, T1ce, T2, FLAIR in grey (each windowed to its 1st–99th percentile inside the brain, the
@@ -173,15 +179,17 @@ def case_figure(images: dict[str, np.ndarray], reference: np.ndarray | None, pre
         prediction: ``(X, Y, Z)`` predicted classes 0..3.
         spacing: voxel size in millimetres along ``i, j, k``.
         title: figure title (plain text).
+        labels: the label set whose regions are outlined (WT, TC, ET, and RC or CC where it has them).
     """
     vols = _validate(images, reference, prediction, spacing)
+    regions = [r for r in labels.region_names if r in OUTLINED]
     centre = tumour_centre(reference, prediction)
     brain = np.zeros(np.asarray(prediction).shape, dtype=bool)
     for vol in vols.values():
         brain |= np.isfinite(vol) & (vol != 0)
     windows = {m: _window(vols[m], brain) for m in MODALITIES}
-    pred_regions = classes_to_regions(np.asarray(prediction))
-    ref_regions = None if reference is None else classes_to_regions(np.asarray(reference))
+    pred_regions = labels.region_masks(np.asarray(prediction), regions)
+    ref_regions = None if reference is None else labels.region_masks(np.asarray(reference), regions)
 
     shape = np.asarray(prediction).shape
     height_y, height_z = shape[1] * float(spacing[1]), shape[2] * float(spacing[2])  # row heights (mm)
@@ -209,7 +217,7 @@ def case_figure(images: dict[str, np.ndarray], reference: np.ndarray | None, pre
                 ax.text(0.98, 0.5, h_letter, transform=ax.transAxes, ha="right", va="center", **style)
                 ax.text(0.5, 0.98, v_letter, transform=ax.transAxes, ha="center", va="top", **style)
             if col == len(MODALITIES):
-                for r, region in enumerate(REGIONS):
+                for r, region in enumerate(regions):
                     if ref_regions is not None:
                         _draw_mask(ax, _slice(ref_regions[r], view, centre), extent, region, reference=True)
                     _draw_mask(ax, _slice(pred_regions[r], view, centre), extent, region, reference=False)
@@ -217,13 +225,12 @@ def case_figure(images: dict[str, np.ndarray], reference: np.ndarray | None, pre
             ax.set_ylim(extent[2], extent[3])
             ax.set_aspect("equal")
     handles: list[Line2D | Patch] = []
-    for region in REGIONS:
-        colour = REGION_COLOURS[region]
+    for region in regions:
+        colour, width = REGION_COLOURS[region], REGION_WIDTHS.get(region, 1.5)
         if ref_regions is not None:
-            handles.append(Patch(facecolor=to_rgba(colour, 0.3), edgecolor=colour, lw=REGION_WIDTHS[region],
+            handles.append(Patch(facecolor=to_rgba(colour, 0.3), edgecolor=colour, lw=width,
                                  label=f"{region} reference"))
-        handles.append(Line2D([], [], color=colour, lw=REGION_WIDTHS[region], ls=(0, (3, 2)),
-                              label=f"{region} prediction"))
+        handles.append(Line2D([], [], color=colour, lw=width, ls=(0, (3, 2)), label=f"{region} prediction"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     suffix = "" if reference is not None else " (no reference segmentation)"
     fig.suptitle(f"{title}{suffix}", fontsize=12)
@@ -235,22 +242,22 @@ def _finite(values: pd.Series) -> FloatArray:
     return arr[np.isfinite(arr)]
 
 
-def _box_panel(ax: Axes, data: list[FloatArray], rng: np.random.Generator) -> None:
+def _box_panel(ax: Axes, regions: Sequence[str], data: list[FloatArray], rng: np.random.Generator) -> None:
     """Box plots (one per region) with the individual cases as jittered points on top."""
-    positions = np.arange(1, len(REGIONS) + 1)
+    positions = np.arange(1, len(regions) + 1)
     present = [(p, d) for p, d in zip(positions, data, strict=True) if d.size]
     if present:
         box = ax.boxplot([d for _, d in present], positions=[p for p, _ in present], widths=0.5,
                          showfliers=False, patch_artist=True, medianprops={"color": "black"})
         for patch, (p, _) in zip(box["boxes"], present, strict=True):
-            region = REGIONS[p - 1]
-            patch.set_facecolor(REGION_COLOURS[region])
+            region = regions[int(p) - 1]
+            patch.set_facecolor(REGION_COLOURS.get(region, "#999999"))
             patch.set_alpha(0.35)
     for p, d in zip(positions, data, strict=True):
         jitter = rng.uniform(-0.15, 0.15, size=d.size)
         ax.scatter(p + jitter, d, s=14, color="#333333", alpha=0.75, zorder=3, linewidths=0)
-    ax.set_xticks(positions, [f"{r}\n(n={d.size})" for r, d in zip(REGIONS, data, strict=True)])
-    ax.set_xlim(0.4, len(REGIONS) + 0.6)
+    ax.set_xticks(positions, [f"{r}\n(n={d.size})" for r, d in zip(regions, data, strict=True)])
+    ax.set_xlim(0.4, len(regions) + 0.6)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -261,18 +268,19 @@ def metric_distribution_figure(cases: pd.DataFrame) -> bytes:
     of the points comes from a fixed seed, so the image is reproducible.
 
     Args:
-        cases: one row per case with columns ``dice_WT``, ``dice_TC``, ``dice_ET``, ``hd95_WT``,
-            ``hd95_TC``, ``hd95_ET``.
+        cases: one row per case with columns ``dice_<region>`` and ``hd95_<region>`` for each region
+            scored (WT, TC, ET, ...).
     """
-    missing = [f"{m}_{r}" for m in ("dice", "hd95") for r in REGIONS if f"{m}_{r}" not in cases.columns]
+    regions = regions_of(cases) or ("WT", "TC", "ET")
+    missing = [f"{m}_{r}" for m in ("dice", "hd95") for r in regions if f"{m}_{r}" not in cases.columns]
     if missing:
         raise ValueError(f"cases lacks columns {missing}")
     rng = np.random.default_rng(JITTER_SEED)
     fig, (ax_dice, ax_hd) = plt.subplots(1, 2, figsize=DISTRIBUTION_FIGSIZE, layout="constrained")
     fig.set_facecolor("white")
-    _box_panel(ax_dice, [_finite(cases[f"dice_{r}"]) for r in REGIONS], rng)
+    _box_panel(ax_dice, regions, [_finite(cases[f"dice_{r}"]) for r in regions], rng)
     ax_dice.set(title="Dice", ylabel="Dice", ylim=(-0.02, 1.02))
-    _box_panel(ax_hd, [_finite(cases[f"hd95_{r}"]) for r in REGIONS], rng)
+    _box_panel(ax_hd, regions, [_finite(cases[f"hd95_{r}"]) for r in regions], rng)
     ax_hd.set(title="HD95", ylabel="HD95 (mm)")
     ax_hd.set_ylim(bottom=0)
     fig.suptitle(f"Test metrics over {len(cases)} case(s)", fontsize=12)

@@ -51,7 +51,7 @@ from bratseg.evaluation.metrics import (
     check_class_volumes,
 )
 from bratseg.evaluation.surface import surface_dice, surface_distances
-from bratseg.labels import REGIONS, classes_to_regions
+from bratseg.labels import BRATS_2021, LabelSet
 
 #: Keys of each region's scores from :func:`case_lesionwise`.
 CASE_LESIONWISE_NAMES: tuple[str, ...] = ("nsd", *LESIONWISE_NAMES)
@@ -191,31 +191,35 @@ def region_lesionwise(
 
 
 def case_lesionwise(
-    pred_classes: npt.ArrayLike, ref_classes: npt.ArrayLike, spacing: Sequence[float], params: MetricsParams
+    pred_classes: npt.ArrayLike,
+    ref_classes: npt.ArrayLike,
+    spacing: Sequence[float],
+    params: MetricsParams,
+    labels: LabelSet = BRATS_2021,
 ) -> dict[str, dict[str, float]]:
-    """Lesion-wise scores of every region of one case that both the preset and :mod:`bratseg.labels` know.
+    """Lesion-wise scores of every region of one case that both the preset and the label set ``labels`` have.
 
     Args:
-        pred_classes: ``(*spatial)`` integer volume of classes 0..3 (see :mod:`bratseg.labels`).
+        pred_classes: ``(*spatial)`` integer volume of canonical classes (see :mod:`bratseg.labels`).
         ref_classes: ``(*spatial)`` reference classes, same shape.
         spacing: voxel size in mm, one positive entry per axis.
         params: the ``metrics`` section (``lesionwise``, ``hd95``, ``hd95_units``, ``empty``).
 
     Returns:
-        ``{region: {...}}`` in the order of :data:`bratseg.labels.REGIONS`, each as :func:`region_lesionwise`
+        ``{region: {...}}`` in the order of ``labels.regions``, each as :func:`region_lesionwise`
         returns; merge it with :func:`bratseg.evaluation.metrics.case_metrics` for the full row.
 
     Raises:
         ValueError: shapes differ, a volume holds a value outside the classes 0..3, or a bad param.
     """
     settings = lesionwise_settings(params)
-    pred, ref = check_class_volumes(pred_classes, ref_classes)
+    pred, ref = check_class_volumes(pred_classes, ref_classes, labels)
     # Every region lies inside the tumour (WT) of either volume, and none of these scores counts background
     # voxels, so the whole case is cropped once (see bratseg.evaluation.lesions for why crops are exact).
     box = crop_box((pred > 0) | (ref > 0), settings.dilation_iterations) or (slice(0, 1),) * pred.ndim
-    pred_regions, ref_regions = classes_to_regions(pred[box]), classes_to_regions(ref[box])
+    wanted = [r for r in labels.region_names if r in settings.regions]
+    pred_regions, ref_regions = labels.region_masks(pred[box], wanted), labels.region_masks(ref[box], wanted)
     return {
         region: region_lesionwise(pred_regions[i], ref_regions[i], spacing, settings)
-        for i, region in enumerate(REGIONS)
-        if region in settings.regions
+        for i, region in enumerate(wanted)
     }

@@ -53,7 +53,7 @@ import numpy.typing as npt
 from bratseg.config import MetricsParams
 from bratseg.errors import check_choice
 from bratseg.evaluation.surface import HD95_MODES, hd95_from_distances, surface_distances
-from bratseg.labels import N_CLASSES, REGIONS, classes_to_regions
+from bratseg.labels import BRATS_2021, LabelSet
 
 EMPTY_POLICIES: tuple[str, ...] = ("brats", "nan")
 HD95_UNITS: tuple[str, ...] = ("mm", "voxel")
@@ -272,24 +272,30 @@ def region_metrics(
 
 
 def case_metrics(
-    pred_classes: ArrayLike, ref_classes: ArrayLike, spacing: Sequence[float], params: MetricsParams
+    pred_classes: ArrayLike,
+    ref_classes: ArrayLike,
+    spacing: Sequence[float],
+    params: MetricsParams,
+    labels: LabelSet = BRATS_2021,
 ) -> dict[str, dict[str, float]]:
-    """Metrics of the regions WT, TC and ET of one case.
+    """Metrics of the evaluated regions of ``labels`` (WT, TC, ET, ...) of one case.
 
     Args:
-        pred_classes: ``(*spatial)`` integer volume of classes 0..3 (see :mod:`bratseg.labels`).
+        pred_classes: ``(*spatial)`` integer volume of canonical classes (see :mod:`bratseg.labels`).
         ref_classes: ``(*spatial)`` reference classes, same shape.
         spacing: voxel size in mm, one positive entry per axis.
         params: the ``metrics`` section (``hd95`` mode, ``hd95_units``, ``empty`` policy, ``empty_hd95_mm``).
 
     Returns:
-        ``{"WT": {...}, "TC": {...}, "ET": {...}}``, each as :func:`region_metrics` returns.
+        ``{"WT": {...}, "TC": {...}, "ET": {...}, ...}`` in the order of ``labels.regions``, each as
+        :func:`region_metrics` returns.
 
     Raises:
-        ValueError: shapes differ, or a volume holds a value outside the classes 0..3 (e.g. on-disk labels).
+        ValueError: shapes differ, or a volume holds a value outside the canonical classes (e.g. on-disk
+            labels).
     """
-    pred, ref = check_class_volumes(pred_classes, ref_classes)
-    pred_regions, ref_regions = classes_to_regions(pred), classes_to_regions(ref)
+    pred, ref = check_class_volumes(pred_classes, ref_classes, labels)
+    pred_regions, ref_regions = labels.region_masks(pred), labels.region_masks(ref)
     return {
         region: region_metrics(
             pred_regions[i],
@@ -300,27 +306,31 @@ def case_metrics(
             empty_hd95_mm=params.empty_hd95_mm,
             hd95_units=params.hd95_units,
         )
-        for i, region in enumerate(REGIONS)
+        for i, region in enumerate(labels.region_names)
     }
 
 
 def check_class_volumes(
-    pred_classes: ArrayLike, ref_classes: ArrayLike
+    pred_classes: ArrayLike, ref_classes: ArrayLike, labels: LabelSet = BRATS_2021
 ) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.integer]]:
-    """Two class volumes of the same shape holding classes 0..3, as arrays.
+    """Two class volumes of the same shape holding canonical classes of ``labels``, as arrays.
 
     Raises:
-        ValueError: shapes differ, or a volume holds a value outside the classes 0..3 (e.g. on-disk labels).
+        ValueError: shapes differ, or a volume holds a value that is no class of ``labels`` (e.g. on-disk
+            labels: enhancing tumour 4 of a BraTS 2021 file).
         TypeError: a volume is not of an integer dtype.
     """
+    allowed = (0, *labels.classes)
     volumes = []
     for name, x in (("pred_classes", pred_classes), ("ref_classes", ref_classes)):
         arr = np.asarray(x)
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"{name} must hold integer classes, got dtype {arr.dtype}")
-        if arr.size and (arr.min() < 0 or arr.max() >= N_CLASSES):
+        bad = sorted(set(np.unique(arr).tolist()) - set(allowed)) if arr.size else []
+        if bad:
             raise ValueError(
-                f"{name} must hold classes 0..{N_CLASSES - 1}, got values in [{arr.min()}, {arr.max()}]"
+                f"{name} must hold the classes {', '.join(map(str, allowed))} of label set {labels.name} "
+                f"(canonical classes, not on-disk labels), got {bad}"
             )
         volumes.append(arr)
     if volumes[0].shape != volumes[1].shape:

@@ -16,14 +16,21 @@ from typing import Any
 
 import pandas as pd
 
+from bratseg.evaluation.summary import regions_of
 from bratseg.io import atomic_path
-from bratseg.labels import REGION_NAMES, REGIONS
+from bratseg.labels import region_descriptions
 
 SUMMARY_METRICS: dict[str, str] = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)",
-                                   "sensitivity": "Sensitivity", "specificity": "Specificity"}
+                                   "sensitivity": "Sensitivity", "specificity": "Specificity",
+                                   "nsd": "NSD", "lesion_dice": "Lesion-wise Dice",
+                                   "lesion_hd95": "Lesion-wise HD95 (mm)", "lesion_nsd": "Lesion-wise NSD",
+                                   "tp": "Lesions detected (TP)", "fp": "False-positive lesions (FP)",
+                                   "fn": "Missed lesions (FN)", "f1": "Lesion F1"}
 #: Per-case column prefixes, in table order, with their header label (the region is appended).
 CASE_METRICS: dict[str, str] = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 mm", "sensitivity": "Sens.",
-                                "specificity": "Spec.", "pred_ml": "Pred. ml", "ref_ml": "Ref. ml"}
+                                "specificity": "Spec.", "pred_ml": "Pred. ml", "ref_ml": "Ref. ml",
+                                "nsd": "NSD", "lesion_dice": "LW Dice", "lesion_hd95": "LW HD95",
+                                "lesion_nsd": "LW NSD", "tp": "TP", "fp": "FP", "fn": "FN", "f1": "F1"}
 #: ``info`` keys with this prefix describe metric conventions, shown under the summary table.
 CONVENTION_PREFIX = "metrics."
 #: Case table cells with a Dice below this are highlighted.
@@ -171,38 +178,42 @@ def _conventions(info: Mapping[str, str]) -> list[str]:
     return notes
 
 
-def _summary_table(summary: Mapping[str, Any], info: Mapping[str, str]) -> str:
-    head = "".join(f'<th class="num" colspan="2" title="{_esc(REGION_NAMES[r])}">{r}</th>' for r in REGIONS)
-    sub = "".join('<th class="num">mean</th><th class="num">median</th>' for _ in REGIONS)
+def _summary_table(summary: Mapping[str, Any], info: Mapping[str, str], regions: tuple[str, ...]) -> str:
+    titles = region_descriptions()
+    head = "".join(f'<th class="num" colspan="2" title="{_esc(titles.get(r, r))}">{r}</th>' for r in regions)
+    sub = "".join('<th class="num">mean</th><th class="num">median</th>' for _ in regions)
     rows = []
     for metric, label in SUMMARY_METRICS.items():
+        if metric not in summary:
+            continue
         stats = summary.get(metric) or {}
         cells = "".join(
             f'<td class="num">{_fmt((stats.get(r) or {}).get(stat), metric, 4)}</td>'
-            for r in REGIONS for stat in ("mean", "median")
+            for r in regions for stat in ("mean", "median")
         )
         rows.append(f"<tr><th>{_esc(label)}</th>{cells}</tr>")
     table = (f'<table class="summary"><thead><tr><th rowspan="2">metric</th>{head}</tr><tr>{sub}</tr></thead>'
              f"<tbody>{''.join(rows)}</tbody></table>")
     mean_dice = _fmt((summary.get("dice") or {}).get("mean"), "dice", 4)
-    notes = [f"Mean Dice over the three regions: {mean_dice}. {MISSING}: undefined (no finite value)."]
+    notes = [f"Mean Dice over the {len(regions)} regions: {mean_dice}."]
+    notes.append(f"{MISSING}: undefined (no finite value).")
     notes += _conventions(info)
     return table + "".join(f'<p class="note">{_esc(n)}</p>' for n in notes)
 
 
 def _case_columns(cases: pd.DataFrame) -> list[str]:
     """``case_id``, ``dice_mean``, the known metric columns per region, then any other column."""
-    known = ["case_id", "dice_mean", *[f"{m}_{r}" for m in CASE_METRICS for r in REGIONS]]
+    known = ["case_id", "dice_mean", *[f"{m}_{r}" for m in CASE_METRICS for r in regions_of(cases)]]
     return [c for c in known if c in cases.columns] + [c for c in cases.columns if c not in known]
 
 
-def _header(column: str) -> str:
+def _header(column: str, regions: tuple[str, ...]) -> str:
     if column == "case_id":
         return "case"
     if column == "dice_mean":
         return "Dice mean"
     metric, _, region = column.rpartition("_")
-    return f"{CASE_METRICS[metric]} {region}" if metric in CASE_METRICS and region in REGIONS else column
+    return f"{CASE_METRICS[metric]} {region}" if metric in CASE_METRICS and region in regions else column
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -221,6 +232,7 @@ def _default_order(cases: pd.DataFrame) -> pd.DataFrame:
 
 def _case_table(cases: pd.DataFrame, anchors: Mapping[str, str]) -> str:
     columns = _case_columns(cases)
+    regions = regions_of(cases)
     numeric = {c: _is_numeric(cases[c]) for c in columns}
     heads = []
     for c in columns:
@@ -228,7 +240,7 @@ def _case_table(cases: pd.DataFrame, anchors: Mapping[str, str]) -> str:
         sort = ' aria-sort="ascending"' if c == "dice_mean" else ""
         cls = ' class="num"' if numeric[c] else ""
         heads.append(f'<th{cls} data-type="{kind}" data-column="{_esc(c)}" title="{_esc(c)}" tabindex="0"'
-                     f"{sort}>{_esc(_header(c))}</th>")
+                     f"{sort}>{_esc(_header(c, regions))}</th>")
     rows = []
     for record in _default_order(cases).to_dict("records"):
         cells = []
@@ -261,11 +273,12 @@ def _scores_line(cases: pd.DataFrame, case_id: str) -> str:
     if match.empty:
         return ""
     row = match.iloc[0]
+    regions = regions_of(cases)
     parts = []
     for metric, unit in (("dice", ""), ("hd95", " mm")):
-        if all(f"{metric}_{r}" in row for r in REGIONS):
-            values = " / ".join(_fmt(row[f"{metric}_{r}"], metric) for r in REGIONS)
-            parts.append(f"{SUMMARY_METRICS[metric].split()[0]} WT/TC/ET {values}{unit}")
+        if all(f"{metric}_{r}" in row for r in regions):
+            values = " / ".join(_fmt(row[f"{metric}_{r}"], metric) for r in regions)
+            parts.append(f"{SUMMARY_METRICS[metric].split()[0]} {'/'.join(regions)} {values}{unit}")
     if "dice_mean" in row:
         parts.insert(0, f"mean Dice {_fmt(row['dice_mean'], 'dice')}")
     return " · ".join(parts)
@@ -283,8 +296,35 @@ def _figures(case_figures: Mapping[str, bytes], cases: pd.DataFrame, anchors: Ma
     return "".join(out)
 
 
+def _fingerprint_table(fingerprint: Mapping[str, Any] | None) -> str:
+    """The cohort summary of the dataset fingerprint (``fingerprint.json``)."""
+    if not fingerprint:
+        return '<p class="note">No dataset fingerprint given.</p>'
+    labels = fingerprint.get("labels") or {}
+
+    def vec(value: Any) -> str:
+        return " x ".join(f"{float(v):.4g}" for v in value) if value else MISSING
+
+    rows = [
+        ("cases (labelled)", f"{fingerprint.get('n_cases')} ({fingerprint.get('n_labelled')})"),
+        ("label set", f"{labels.get('name', MISSING)}: {labels.get('description', '')}"),
+        ("classes", ", ".join(f"{k} ({v})" for k, v in (labels.get("classes") or {}).items())),
+        ("median spacing (mm)", vec(fingerprint.get("median_spacing_mm"))),
+        ("resampled to (mm)", vec(fingerprint["target_spacing_mm"]) if fingerprint.get("target_spacing_mm")
+         else "native grid"),
+        ("shape min / median / max", " / ".join(vec(fingerprint.get(k)) for k in
+                                                 ("shape_min", "shape_median", "shape_max"))),
+        ("orientations", ", ".join(f"{k}: {v}" for k, v in (fingerprint.get("orientations") or {}).items())),
+        ("class frequency", ", ".join(f"{k} {100 * float(v):.1f}%" for k, v in
+                                      (fingerprint.get("class_frequency") or {}).items())),
+    ]
+    body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    return f'<table class="info"><tbody>{body}</tbody></table>'
+
+
 def render_report(summary: dict[str, Any], cases: pd.DataFrame, *, case_figures: dict[str, bytes],
-                  distribution_png: bytes, curves_png: bytes | None, info: dict[str, str]) -> str:
+                  distribution_png: bytes, curves_png: bytes | None, info: dict[str, str],
+                  fingerprint: Mapping[str, Any] | None = None) -> str:
     """The report as one HTML document (a string).
 
     Args:
@@ -296,15 +336,18 @@ def render_report(summary: dict[str, Any], cases: pd.DataFrame, *, case_figures:
         curves_png: the training curves, or ``None`` when there are none.
         info: key/value text for the info table, in order. Keys starting with ``metrics.`` (``metrics.empty``,
             ``metrics.empty_hd95_mm``, ``metrics.hd95``) are explained under the summary table instead.
+        fingerprint: the dataset fingerprint (``fingerprint.json``), shown as the cohort summary.
     """
     anchors = {case_id: f"case-{n}" for n, case_id in enumerate(case_figures, start=1)}
+    regions = regions_of(cases) or ("WT", "TC", "ET")
     n_cases = summary.get("n_cases", len(cases))
     mean_dice = _fmt((summary.get("dice") or {}).get("mean"), "dice", 4)
     curves = (_img(curves_png, "Training loss and validation Dice per epoch") if curves_png is not None
               else '<p class="note">No training curves available.</p>')
     sections = [
         ("run", "Run", _info_table(info)),
-        ("summary", "Summary", _summary_table(summary, info)),
+        ("cohort", "Dataset fingerprint", _fingerprint_table(fingerprint)),
+        ("summary", "Summary", _summary_table(summary, info, regions)),
         ("training", "Training curves", curves),
         ("distribution", "Metric distribution",
          _img(distribution_png, "Dice and HD95 per region over the cases")),
@@ -325,7 +368,8 @@ def render_report(summary: dict[str, Any], cases: pd.DataFrame, *, case_figures:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
         f"<h1>{_esc(title)}</h1>\n"
-        f'<p class="lead">{_esc(n_cases)} test case(s) · mean Dice over WT, TC, ET: {mean_dice}</p>\n'
+        f'<p class="lead">{_esc(n_cases)} test case(s) · mean Dice over {_esc(", ".join(regions))}: '
+        f"{mean_dice}</p>\n"
         f"<nav>{nav}</nav>\n{body}\n</main>\n<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n"
     )
 

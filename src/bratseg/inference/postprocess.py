@@ -1,7 +1,7 @@
 """From network probabilities to a cleaned class volume.
 
-All functions are pure: they never modify their inputs and do no I/O. Classes are those of
-:mod:`bratseg.labels` (0 background, 1 necrosis, 2 edema, 3 enhancing).
+All functions are pure: they never modify their inputs and do no I/O. Classes are the
+canonical classes of :mod:`bratseg.labels` (0 background, 1 NETC, 2 SNFH, 3 ET, 4 RC, 5 CC).
 """
 
 from __future__ import annotations
@@ -11,37 +11,40 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from bratseg.config import PostprocessParams
-from bratseg.labels import BACKGROUND, ENHANCING, NECROSIS, n_outputs, regions_to_classes
+from bratseg.labels import BACKGROUND, BRATS_2021, ENHANCING, NECROSIS, LabelSet
 
 
 def probabilities_to_classes(
-    probs: npt.NDArray[np.floating], target: str, threshold: float = 0.5
+    probs: npt.NDArray[np.floating], target: str, threshold: float = 0.5, labels: LabelSet = BRATS_2021
 ) -> npt.NDArray[np.uint8]:
     """Class volume from the averaged network output.
 
     Args:
-        probs: for ``target="regions"``, ``(3, X, Y, Z)`` sigmoid probabilities of WT, TC, ET; each region is
-            ``probs > threshold`` and the (possibly inconsistent) masks are resolved hierarchically by
-            :func:`bratseg.labels.regions_to_classes` (ET wins over TC, TC over WT). For ``target="classes"``,
-            ``(4, X, Y, Z)`` softmax probabilities of the classes; the result is their argmax (ties go to the
-            lower class). Any number of spatial axes is accepted.
+        probs: for ``target="regions"``, ``(R, X, Y, Z)`` sigmoid probabilities of the training regions of
+            ``labels`` (WT, TC, ET, ...); each region is ``probs > threshold`` and the (possibly inconsistent)
+            masks are resolved hierarchically by :meth:`bratseg.labels.LabelSet.decode` (ET wins over TC, TC
+            over WT). For ``target="classes"``, ``(K + 1, X, Y, Z)`` softmax probabilities of background and
+            the label set's classes; the result is their argmax (ties go to the lower class). Any number of
+            spatial axes is accepted.
         target: ``"regions"`` or ``"classes"``.
         threshold: region threshold in ``[0, 1]`` (unused for ``"classes"``).
+        labels: the label set the network was trained on.
 
     Returns:
-        ``(X, Y, Z)`` uint8 classes 0..3.
+        ``(X, Y, Z)`` uint8 canonical classes.
     """
     probs = np.asarray(probs)
-    n_channels = n_outputs(target)
+    n_channels = labels.n_outputs(target)
     if probs.ndim < 2 or probs.shape[0] != n_channels:
         raise ValueError(
             f"probs must have shape ({n_channels}, *spatial) for target {target!r}, got {probs.shape}"
         )
     if target == "classes":
-        return np.argmax(probs, axis=0).astype(np.uint8)
+        canonical = np.array([BACKGROUND, *labels.classes], dtype=np.uint8)
+        return canonical[np.argmax(probs, axis=0)]
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
-    return regions_to_classes(probs > threshold)
+    return labels.decode(probs > threshold)
 
 
 def _check_classes(classes: npt.NDArray[np.integer]) -> npt.NDArray[np.integer]:

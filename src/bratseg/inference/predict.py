@@ -17,11 +17,13 @@ from bratseg.config import InferenceParams, NetParams, PostprocessParams
 from bratseg.inference.postprocess import postprocess, probabilities_to_classes
 from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import Geometry, save_nifti
-from bratseg.labels import CONVENTIONS, from_classes
+from bratseg.labels import LabelSet, label_set
 from bratseg.models.checkpoint import load_checkpoint
 from bratseg.models.registry import build_model
 from bratseg.runtime import amp_dtype
+from bratseg.spatial import orient
 from bratseg.spatial.crop import uncrop
+from bratseg.spatial.resample import resample_classes
 
 Classes = npt.NDArray[np.uint8]
 
@@ -64,6 +66,11 @@ class TrainedModel:
         net.to(device).eval()
         return cls(net, meta, device)
 
+    @property
+    def labels(self) -> LabelSet:
+        """The label set the network was trained on (models from before label sets: BraTS 2021)."""
+        return label_set(self.meta.get("labels", "brats2021"))
+
     def probabilities(
         self,
         image: npt.NDArray[np.floating[Any]],
@@ -96,22 +103,36 @@ class TrainedModel:
         """Post-processed classes (X, Y, Z) for a preprocessed image, and what post-processing did."""
         probs = self.probabilities(image, inference, amp)
         classes, info = postprocess(
-            probabilities_to_classes(probs, self.meta["target"], post.threshold), post
+            probabilities_to_classes(probs, self.meta["target"], post.threshold, self.labels), post
         )
         return classes.astype(np.uint8, copy=False), dict(info)
 
 
 def restore_original(classes: Classes, properties: dict[str, Any]) -> tuple[Classes, Geometry]:
-    """Undo the crop: classes on the original grid of the case, and that grid's geometry."""
+    """Undo the preprocessing of the grid, in reverse: the crop, the resampling (per-class linear, the same
+    rule as for the reference labels), the reorientation. Returns classes on the case's native grid and that
+    grid's geometry; without resampling the round trip is exact."""
     geometry = Geometry.from_dict(properties["geometry"])
+    transforms = properties.get("transforms")
+    if transforms is None:  # a case cached before transforms were recorded: crop only
+        bbox = tuple(tuple(int(v) for v in axis) for axis in properties["bbox"])
+        full = uncrop(classes, bbox, geometry.shape, fill=0)  # type: ignore[arg-type]
+        return full.astype(np.uint8), geometry
+    plan = transforms["resampling"]
     bbox = tuple(tuple(int(v) for v in axis) for axis in properties["bbox"])
-    full = uncrop(classes, bbox, geometry.shape, fill=0)  # type: ignore[arg-type]
-    return full.astype(np.uint8), geometry
+    full = uncrop(classes, bbox, plan["shape"], fill=0)  # type: ignore[arg-type]
+    if plan["resampled"]:
+        native = plan["native_shape"]
+        full = resample_classes(full, (native[0], native[1], native[2]), plan["native_spacing"])
+    full = orient.undo(full, transforms["orientation"])
+    if tuple(full.shape) != tuple(geometry.shape):
+        raise ValueError(f"restored shape {full.shape} differs from the native grid {geometry.shape}")
+    return np.ascontiguousarray(full, dtype=np.uint8), geometry
 
 
 def write_segmentation(path: Path, classes: Classes, geometry: Geometry, convention: str) -> None:
-    """Write classes as a NIfTI label map in the case's own label convention and exact original geometry."""
-    save_nifti(path, from_classes(classes, CONVENTIONS[convention]), geometry)
+    """Write canonical classes as a NIfTI label map in the case's own label set and exact native geometry."""
+    save_nifti(path, label_set(convention).from_classes(classes), geometry)
 
 
 def predict_cached_case(

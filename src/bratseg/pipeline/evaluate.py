@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -22,20 +21,21 @@ from tqdm import tqdm
 from bratseg.cache import PreprocessedCohort
 from bratseg.config import Params
 from bratseg.errors import BratsegError
-from bratseg.evaluation.metrics import case_metrics
-from bratseg.evaluation.summary import METRICS, summarise
+from bratseg.evaluation.scoring import flat_row, score_case
+from bratseg.evaluation.summary import summarise
 from bratseg.inference.predict import TrainedModel, predict_cached_case, write_segmentation
 from bratseg.io import atomic_path, save_json
-from bratseg.labels import REGIONS
+from bratseg.labels import LabelSet
 from bratseg.rawcase import reference_classes
 from bratseg.runtime import configure_determinism, resolve_device
 from bratseg.tracking import Tracker, TrackingContext
 
 log = logging.getLogger(__name__)
 def evaluate_cases(
-    params: Params, model: TrainedModel, cases: Sequence[Any], predictions_dir: Path
+    params: Params, model: TrainedModel, cases: Sequence[Any], predictions_dir: Path, labels: LabelSet
 ) -> pd.DataFrame:
-    """Predict, write and score each case; one row per case."""
+    """Predict, write (in each case's own label set) and score (the regions of ``labels``) each case; one
+    row per case."""
     rows = []
     for case in tqdm(cases, desc="evaluate", unit="case", disable=None):
         t0 = time.perf_counter()
@@ -48,22 +48,12 @@ def evaluate_cases(
         ref = reference_classes(case.properties)
         if ref.shape != classes.shape:
             raise BratsegError(f"{case.case_id}: prediction shape {classes.shape} != reference {ref.shape}")
-        scores = case_metrics(classes, ref, geometry.spacing, params.metrics)
-        row: dict[str, Any] = {"case_id": case.case_id}
-        for region in REGIONS:
-            for key, value in scores[region].items():
-                row[f"{key}_{region}"] = value
-        row["dice_mean"] = float(np.nanmean([scores[r]["dice"] for r in REGIONS]))
+        scores = score_case(classes, ref, geometry.spacing, params.metrics, labels)
+        row = flat_row(case.case_id, scores)
         row.update({f"post_{k}": v for k, v in info.items()})
         rows.append(row)
-        log.info(
-            "%s: Dice WT %.3f TC %.3f ET %.3f (%.1f s)",
-            case.case_id,
-            scores["WT"]["dice"],
-            scores["TC"]["dice"],
-            scores["ET"]["dice"],
-            time.perf_counter() - t0,
-        )
+        dice = " ".join(f"{r} {v['dice']:.3f}" for r, v in scores.items())
+        log.info("%s: Dice %s (%.1f s)", case.case_id, dice, time.perf_counter() - t0)
     return pd.DataFrame(rows)
 
 
@@ -85,12 +75,13 @@ def run_evaluation(
     if not cases:
         raise BratsegError("split: the test split is empty (raise split.test_fraction or add cases)")
     model = TrainedModel.load(model_file, device)
+    labels = cohort.labels()
     predictions_dir.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():
-        frame = evaluate_cases(params, model, cases, predictions_dir)
+        frame = evaluate_cases(params, model, cases, predictions_dir, labels)
     with atomic_path(cases_csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
-    summary = summarise(frame)
+    summary = summarise(frame, labels.region_names)
     save_json(metrics_json, summary)
     _track(summary, [cases_csv, metrics_json], run_file, tracking)
     return summary
@@ -110,9 +101,11 @@ def _track(summary: dict[str, Any], files: list[Path], run_file: Path, tracking:
         )
     flat = {
         f"test_{metric}_{region}_{stat}": value
-        for metric in METRICS
-        for region in REGIONS
-        for stat, value in summary[metric][region].items()
+        for metric, per_region in summary.items()
+        if isinstance(per_region, dict)
+        for region, stats in per_region.items()
+        if isinstance(stats, dict)
+        for stat, value in stats.items()
         if value is not None and not math.isnan(value)
     }
     tracker.log_metrics(flat)

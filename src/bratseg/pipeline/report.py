@@ -17,9 +17,8 @@ from bratseg.config import Params
 from bratseg.evaluation.figures import case_figure, metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
 from bratseg.io import Geometry, atomic_path
-from bratseg.labels import CONVENTIONS
-from bratseg.layouts import MODALITIES
-from bratseg.rawcase import read_modality, read_segmentation, reference_classes
+from bratseg.labels import label_set
+from bratseg.rawcase import read_images, read_segmentation, reference_classes
 from bratseg.tracking import Tracker, TrackingContext
 
 log = logging.getLogger(__name__)
@@ -44,9 +43,8 @@ def _load_case_arrays(properties: dict[str, Any], prediction: Path) -> dict[str,
     case_id = properties["case_id"]
     geometry = Geometry.from_dict(properties["geometry"])
     affine = geometry.affine_array
-    sources = properties["sources"]
-    images = {m: to_ras(read_modality(case_id, m, Path(sources[m]))[1], affine) for m in MODALITIES}
-    convention = CONVENTIONS[properties["convention"]]
+    images = {m: to_ras(v, affine) for m, v in read_images(properties).items()}
+    convention = label_set(properties["convention"])
     pred = to_ras(read_segmentation(case_id, prediction, convention, geometry), affine)
     ref = to_ras(reference_classes(properties), affine) if properties.get("has_label") else None
     ornt = nib.io_orientation(affine)
@@ -73,6 +71,8 @@ def run_report(
     cases = pd.read_csv(inputs.cases_csv)
     summary = json.loads(inputs.metrics_json.read_text())
     run = json.loads(inputs.run_file.read_text())
+    fingerprint = json.loads(inputs.cohort.fingerprint.read_text())
+    labels = inputs.cohort.labels()
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     case_figures: dict[str, bytes] = {}
@@ -80,9 +80,14 @@ def run_report(
         props = inputs.cohort.case(case_id).properties
         arrays = _load_case_arrays(props, inputs.predictions / f"{case_id}.nii.gz")
         row = cases.set_index("case_id").loc[case_id]
-        title = f"{case_id}: Dice WT {row['dice_WT']:.3f}  TC {row['dice_TC']:.3f}  ET {row['dice_ET']:.3f}"
+        dice = "  ".join(f"{r} {row[f'dice_{r}']:.3f}" for r in labels.region_names if f"dice_{r}" in row)
         png = case_figure(
-            arrays["images"], arrays["reference"], arrays["prediction"], arrays["spacing"], title
+            arrays["images"],
+            arrays["reference"],
+            arrays["prediction"],
+            arrays["spacing"],
+            f"{case_id}: Dice {dice}",
+            labels,
         )
         case_figures[case_id] = png
         with atomic_path(figures_dir / f"{case_id}.png") as tmp:
@@ -98,9 +103,14 @@ def run_report(
         "MLflow experiment": run.get("experiment", ""),
         "git commit": run.get("git.commit", ""),
         "params hash (training run)": run.get("params.hash", ""),
+        "label set": labels.name,
+        "lesion-wise scoring": (
+            f"{params.metrics.lesionwise.matching}, preset {params.metrics.lesionwise.preset}"
+        ),
         "metrics.empty": params.metrics.empty,
         "metrics.empty_hd95_mm": str(params.metrics.empty_hd95_mm),
         "metrics.hd95": params.metrics.hd95,
+        "metrics.hd95_units": params.metrics.hd95_units,
     }
     html = render_report(
         summary,
@@ -109,6 +119,7 @@ def run_report(
         distribution_png=distribution,
         curves_png=curves.read_bytes() if curves.exists() else None,
         info=info,
+        fingerprint=fingerprint,
     )
     out = html_out
     write_report(out, html)

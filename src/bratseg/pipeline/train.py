@@ -24,7 +24,7 @@ from bratseg.inference.postprocess import probabilities_to_classes
 from bratseg.inference.predict import probability_fn
 from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import save_json
-from bratseg.labels import REGIONS, classes_to_regions, n_outputs
+from bratseg.labels import LabelSet
 from bratseg.layouts import MODALITIES
 from bratseg.models.checkpoint import load_checkpoint
 from bratseg.runtime import amp_dtype, resolve_device
@@ -51,6 +51,7 @@ def training_fingerprint(params: Params, cohort: PreprocessedCohort) -> str:
     )
     h.update(cohort.manifest.read_bytes())
     h.update(cohort.split.read_bytes())
+    h.update(cohort.fingerprint.read_bytes())
     h.update(code_hash().encode())
     return h.hexdigest()[:16]
 
@@ -74,51 +75,58 @@ def resumable_state(model_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     return None
 
 
-def model_meta(params: Params) -> dict[str, Any]:
-    """Everything needed to rebuild the network and preprocess a new case like the training data."""
+def model_meta(params: Params, labels: LabelSet, target_spacing: list[float] | None) -> dict[str, Any]:
+    """Everything needed to rebuild the network and preprocess a new case like the training data: the label
+    set (outputs and their decoding), and the spacing the cases were resampled to (``None``: native)."""
     return {
-        "format": 1,
+        "format": 2,
         "model": params.model,
         "net": params.net.to_dict(),
         "in_channels": len(MODALITIES),
-        "out_channels": n_outputs(params.train.target),
+        "out_channels": labels.n_outputs(params.train.target),
+        "labels": labels.name,
         "modalities": list(MODALITIES),
         "target": params.train.target,
         "patch_size": list(params.train.patch_size),
         "preprocess": params.preprocess.to_dict(),
+        "target_spacing_mm": target_spacing,
+        "resample_to": params.data.resample_to,
         "train_seed": params.train.seed,
     }
 
 
-def make_validator(cases: Sequence[CachedCase], params: Params, device: torch.device) -> Validator | None:
-    """Mean Dice per region over whole validation cases (sliding window, BraTS empty-mask convention);
-    ``None`` when there is no validation case."""
+def make_validator(
+    cases: Sequence[CachedCase], params: Params, device: torch.device, labels: LabelSet
+) -> Validator | None:
+    """Mean Dice per evaluated region of ``labels`` over whole validation cases (sliding window, BraTS
+    empty-mask convention); ``None`` when there is no validation case."""
     if not cases:
         return None
     target = params.train.target
+    regions = labels.region_names
 
     def validate(model: nn.Module) -> dict[str, float]:
         predictor = probability_fn(model, target)
-        scores: dict[str, list[float]] = {r: [] for r in REGIONS}
+        scores: dict[str, list[float]] = {r: [] for r in regions}
         for case in cases:
             probs = sliding_window_predict(
                 case.image(),
                 predictor,
                 patch_size=params.train.patch_size,
-                n_outputs=n_outputs(target),
+                n_outputs=labels.n_outputs(target),
                 overlap=params.train.val_overlap,
                 batch_size=params.train.batch_size,
                 device=device,
                 amp_dtype=amp_dtype(device, params.train.amp),
             )
-            pred = classes_to_regions(probabilities_to_classes(probs, target, 0.5))
+            pred = labels.region_masks(probabilities_to_classes(probs, target, 0.5, labels))
             label = case.label()
             assert label is not None
-            ref = classes_to_regions(np.asarray(label))
-            for i, region in enumerate(REGIONS):
+            ref = labels.region_masks(np.asarray(label))
+            for i, region in enumerate(regions):
                 scores[region].append(dice(pred[i], ref[i], empty="brats"))
         out = {f"val_dice_{r}": float(np.mean(v)) for r, v in scores.items()}
-        out["val_dice_mean"] = float(np.mean([out[f"val_dice_{r}"] for r in REGIONS]))
+        out["val_dice_mean"] = float(np.mean([out[f"val_dice_{r}"] for r in regions]))
         return out
 
     return validate
@@ -157,6 +165,7 @@ def run_training(
     """The whole stage: checkpoints and ``run.json`` in ``model_dir``, curves in ``reports_dir``."""
     device = resolve_device(params.train.device)
     split = cohort.load_split()
+    labels = cohort.labels()
     if not split["train"]:
         raise ConfigError("split: no labelled case left for training (add cases or lower the fractions)")
     fingerprint = training_fingerprint(params, cohort)
@@ -180,10 +189,11 @@ def run_training(
             params,
             split["train"],
             model_dir,
-            meta=model_meta(params),
+            meta=model_meta(params, labels, cohort.target_spacing()),
             device=device,
             fingerprint=fingerprint,
-            validate=make_validator(split["val"], params, device),
+            validate=make_validator(split["val"], params, device, labels),
+            labels=labels,
             resume=resume,
             on_epoch=on_epoch,
         )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
-from bratseg.cache import FOREGROUND_CLASSES
-
 
 def sample_locations(
-    classes: npt.NDArray[np.integer], per_class: int, seed: int
+    classes: npt.NDArray[np.integer], per_class: int, seed: int, foreground: Sequence[int] = (1, 2, 3)
 ) -> dict[int, npt.NDArray[np.int32]]:
     """Voxel coordinates of each foreground class, at most ``per_class`` of each, drawn without replacement.
 
@@ -20,9 +20,10 @@ def sample_locations(
         classes: ``(X, Y, Z)`` classes 0..3.
         per_class: the most coordinates kept per class (``>= 0``).
         seed: random seed (``>= 0``).
+        foreground: the classes to keep locations of (the case's label set's classes).
 
     Returns:
-        ``{1: (N1, 3), 2: (N2, 3), 3: (N3, 3)}`` int32 arrays; an absent class gives shape ``(0, 3)``.
+        ``{class: (N, 3)}`` int32 arrays for each class of ``foreground``; an absent class gives ``(0, 3)``.
     """
     classes = np.asarray(classes)
     if classes.ndim != 3:
@@ -32,7 +33,7 @@ def sample_locations(
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     out: dict[int, npt.NDArray[np.int32]] = {}
-    for cls in FOREGROUND_CLASSES:
+    for cls in foreground:
         flat = np.flatnonzero(classes == cls)
         if flat.size > per_class:
             rng = np.random.default_rng([seed, cls])

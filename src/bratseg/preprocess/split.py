@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bratseg.config import SplitParams
+from bratseg.labels import BRATS_2021, CANONICAL, LabelSet
 from bratseg.layouts import MODALITIES
 
 if TYPE_CHECKING:
@@ -80,8 +81,8 @@ def _xyz(prefix: str, values: Sequence[Any] | None) -> dict[str, Any]:
     return {f"{prefix}_{a}": v for a, v in zip("xyz", values, strict=True)}
 
 
-def manifest_row(props: dict[str, Any], split_name: str) -> dict[str, Any]:
-    """One manifest row from a cached case's ``properties.json`` contents."""
+def manifest_row(props: dict[str, Any], split_name: str, labels: LabelSet = BRATS_2021) -> dict[str, Any]:
+    """One manifest row from a cached case's ``properties.json`` contents (volumes of ``labels``' regions)."""
     geometry = props.get("geometry", {})
     row: dict[str, Any] = {
         "case_id": props["case_id"],
@@ -98,11 +99,11 @@ def manifest_row(props: dict[str, Any], split_name: str) -> dict[str, Any]:
         row[f"bbox_{name}0"] = bbox[axis][0] if bbox else None
         row[f"bbox_{name}1"] = bbox[axis][1] if bbox else None
     volumes = props.get("volumes_ml") or {}
-    for region in ("WT", "TC", "ET"):
+    for region in labels.region_names:
         row[f"volume_ml_{region}"] = volumes.get(region)
     counts = props.get("class_voxels") or {}
-    for name in ("necrosis", "edema", "enhancing"):
-        row[f"voxels_{name}"] = counts.get(name)
+    for cls in labels.classes:
+        row[f"voxels_{CANONICAL[cls]}"] = counts.get(CANONICAL[cls])
     stats = props.get("normalisation") or {}
     for modality in MODALITIES:
         s = stats.get(modality, {})
@@ -111,7 +112,9 @@ def manifest_row(props: dict[str, Any], split_name: str) -> dict[str, Any]:
     return row
 
 
-def build_manifest(properties: Sequence[dict[str, Any]], split: dict[str, list[str]]) -> pd.DataFrame:
+def build_manifest(
+    properties: Sequence[dict[str, Any]], split: dict[str, list[str]], labels: LabelSet = BRATS_2021
+) -> pd.DataFrame:
     """One row per case, sorted by case id.
 
     Args:
@@ -121,7 +124,8 @@ def build_manifest(properties: Sequence[dict[str, Any]], split: dict[str, list[s
     Returns:
         Columns: case_id, split, has_label, layout, convention, original shape and spacing
         (``shape_x`` …, ``spacing_x`` …), cropped shape (``cropped_x`` …), crop box (``bbox_x0``,
-        ``bbox_x1`` …), region volumes (``volume_ml_WT`` …), class voxel counts, and per modality the
+        ``bbox_x1`` …), region volumes (``volume_ml_WT`` … for ``labels``' regions), class voxel counts
+        (``voxels_NETC`` …), and per modality the
         intensity statistics inside the brain before normalisation (``t1_raw_mean``, ``t1_raw_std``,
         ``t1_raw_median``, ``t1_clip_low``, ``t1_clip_high``) and the z-score parameters (``t1_mean``,
         ``t1_std``).
@@ -143,8 +147,8 @@ def build_manifest(properties: Sequence[dict[str, Any]], split: dict[str, list[s
         seen.add(case_id)
         if case_id not in where:
             raise ValueError(f"split: case {case_id} is in no split")
-        rows.append(manifest_row(props, where[case_id]))
-    columns = list(manifest_row({"case_id": ""}, "").keys())
+        rows.append(manifest_row(props, where[case_id], labels))
+    columns = list(manifest_row({"case_id": ""}, "", labels).keys())
     import pandas as pd  # only the manifest needs it: keeps every per-case step's start-up short
 
     frame = pd.DataFrame(rows, columns=columns)

@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bratseg.io import atomic_path
-from bratseg.labels import REGIONS
 
-DICE_COLUMNS = ["epoch", *[f"val_dice_{r}" for r in REGIONS], "val_dice_mean"]
+#: Colours of the validation Dice curves (regions of other label sets take matplotlib's cycle).
+COLOURS = {"WT": "#2b8cbe", "TC": "#e6550d", "ET": "#31a354"}
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -31,8 +31,11 @@ def write_curves(history: Sequence[dict[str, float]], out_dir: Path) -> list[Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(list(history))
     loss = frame[["epoch", "train_loss", "lr"]].astype({"epoch": int})
-    val_cols = [c for c in DICE_COLUMNS if c in frame.columns]
-    dice = frame[val_cols].dropna() if len(val_cols) > 1 else pd.DataFrame(columns=DICE_COLUMNS)
+    regions = [c.removeprefix("val_dice_") for c in frame.columns if c.startswith("val_dice_")]
+    regions = [r for r in regions if r != "mean"]
+    columns = ["epoch", *[f"val_dice_{r}" for r in regions], "val_dice_mean"]
+    val_cols = [c for c in columns if c in frame.columns]
+    dice = frame[val_cols].dropna() if len(val_cols) > 1 else pd.DataFrame(columns=columns)
     dice = dice.astype({"epoch": int})
     paths = [out_dir / "loss.csv", out_dir / "val_dice.csv", out_dir / "curves.png"]
     _write_csv(loss, paths[0])
@@ -42,11 +45,10 @@ def write_curves(history: Sequence[dict[str, float]], out_dir: Path) -> list[Pat
     ax_loss.plot(loss["epoch"], loss["train_loss"], marker="o", ms=3, color="#333333")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="Loss")
     ax_loss.grid(alpha=0.3)
-    colours = {"WT": "#2b8cbe", "TC": "#e6550d", "ET": "#31a354"}
-    for region in REGIONS:
+    for region in regions:
         col = f"val_dice_{region}"
         if col in dice:
-            ax_dice.plot(dice["epoch"], dice[col], marker="o", ms=3, label=region, color=colours[region])
+            ax_dice.plot(dice["epoch"], dice[col], marker="o", ms=3, label=region, color=COLOURS.get(region))
     ax_dice.set(xlabel="epoch", ylabel="Dice", title="Validation Dice", ylim=(0, 1))
     ax_dice.grid(alpha=0.3)
     if len(dice):

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from bratseg.cache import CachedCase
 from bratseg.config import Params
-from bratseg.labels import REGIONS, n_outputs
+from bratseg.labels import BRATS_2021, LabelSet
 from bratseg.models.checkpoint import save_checkpoint
 from bratseg.models.registry import build_model
 from bratseg.runtime import amp_dtype, configure_determinism, epoch_seed, seed_everything
@@ -64,12 +64,15 @@ class TrainingState:
     start_epoch: int = 0
 
 
-def build_state(params: Params, device: torch.device, resume: dict[str, Any] | None) -> TrainingState:
-    """Seeded network, optimiser, schedule and gradient scaler; restored from ``resume`` when given."""
+def build_state(
+    params: Params, device: torch.device, resume: dict[str, Any] | None, labels: LabelSet = BRATS_2021
+) -> TrainingState:
+    """Seeded network (one output per training region or class of ``labels``), optimiser, schedule and
+    gradient scaler; restored from ``resume`` when given."""
     tp = params.train
     configure_determinism(tp.num_threads)
     seed_everything(tp.seed)
-    model = build_model(params.model, 4, n_outputs(tp.target), params.net).to(device)
+    model = build_model(params.model, 4, labels.n_outputs(tp.target), params.net).to(device)
     optimizer = build_optimizer(model, tp)
     scheduler = build_scheduler(optimizer, tp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device, tp.amp) == torch.float16)
@@ -174,7 +177,8 @@ def _format_eta(seconds: float) -> str:
 
 
 def _log_epoch(row: dict[str, float], epochs: int, epoch_times: list[float]) -> None:
-    val = " ".join(f"{r} {row[f'val_dice_{r}']:.3f}" for r in REGIONS if f"val_dice_{r}" in row)
+    regions = [k.removeprefix("val_dice_") for k in row if k.startswith("val_dice_") and k != "val_dice_mean"]
+    val = " ".join(f"{r} {row[f'val_dice_{r}']:.3f}" for r in regions)
     eta = float(np.mean(epoch_times)) * (epochs - int(row["epoch"]))
     log.info(
         "epoch %d/%d  loss %.4f  lr %.2e  %s%.1f patches/s  loader wait %.0f%%  %.1f s  ETA %s",
@@ -199,18 +203,20 @@ def train(
     device: torch.device,
     fingerprint: str,
     validate: Validator | None,
+    labels: LabelSet = BRATS_2021,
     resume: dict[str, Any] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``params.model``; write ``last.pt`` every epoch and ``best.pt`` on improvement.
 
-    ``validate`` scores the model every ``train.val_every`` epochs and after the last one (``None``: no
+    ``labels`` is the cohort's label set (network outputs and targets follow it). ``validate`` scores the
+    model every ``train.val_every`` epochs and after the last one (``None``: no
     validation cases, the latest model is kept as the best). ``resume`` is the state of an interrupted run
     with the same ``fingerprint``; training continues after its last completed epoch and ends with the same
     weights as an uninterrupted run.
     """
     tp = params.train
-    state = build_state(params, device, resume)
+    state = build_state(params, device, resume, labels)
     loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, cast(int, state.model.n_outputs))
     autocast = amp_dtype(device, tp.amp)
     step_model: Callable[[torch.Tensor], Any] = torch.compile(state.model) if tp.compile else state.model
@@ -222,6 +228,7 @@ def train(
         target=tp.target,
         seed=tp.seed,
         augment_params=tp.augment,
+        labels=labels,
     )
     loader = DataLoader(dataset, batch_size=tp.batch_size, shuffle=False, num_workers=tp.num_workers)
     epoch_times: list[float] = []

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from bratseg.cache import CachedCase, extract_patch
 from bratseg.config import AugmentParams
-from bratseg.labels import classes_to_regions
+from bratseg.labels import BRATS_2021, LabelSet
 from bratseg.training.augment import augment
 
 IntArray = npt.NDArray[np.int64]
@@ -58,8 +58,9 @@ def choose_start(
 class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Map-style dataset of random patches; call :meth:`set_epoch` before each epoch.
 
-    Items are ``(image, target)``: image (4, *patch_size) float32; target (3, *patch_size) float32 region
-    masks (WT, TC, ET) when ``target == "regions"``, or (*patch_size) int64 classes for ``"classes"``.
+    Items are ``(image, target)``: image (4, *patch_size) float32; target (R, *patch_size) float32 masks of
+    the label set's training regions (WT, TC, ET, ...) when ``target == "regions"``, or (*patch_size) int64
+    training classes (0 background, then the label set's classes in order) for ``"classes"``.
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         target: str,
         seed: int,
         augment_params: AugmentParams | None = None,
+        labels: LabelSet = BRATS_2021,
     ) -> None:
         if not cases:
             raise ValueError("cases: at least one labelled case is needed for training")
@@ -91,6 +93,10 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.target = target
         self.seed = seed
         self.augment_params = augment_params
+        self.labels = labels
+        # canonical class -> training class index (softmax targets)
+        self._class_index = np.zeros(max(labels.classes) + 1, dtype=np.int64)
+        self._class_index[list(labels.classes)] = np.arange(1, len(labels.classes) + 1)
         self.epoch = 0
         # Per-process caches, opened lazily (memory maps must not travel to loader workers: see __getstate__).
         self._locations: dict[int, dict[int, npt.NDArray[np.int32]]] = {}
@@ -134,7 +140,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         img, lab = self.sample(index)
         if self.target == "regions":
-            target = torch.from_numpy(classes_to_regions(lab).astype(np.float32))
+            target = torch.from_numpy(self.labels.training_masks(lab).astype(np.float32))
         else:
-            target = torch.from_numpy(lab.astype(np.int64))
+            target = torch.from_numpy(self._class_index[lab])
         return torch.from_numpy(np.ascontiguousarray(img)), target

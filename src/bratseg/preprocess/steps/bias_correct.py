@@ -18,7 +18,7 @@ def bias_correct(in_npz: Path, out_npz: Path, params: N4Params, threads: int = 1
     """N4-correct each modality of an ingested case on its brain mask; same format, provenance in meta."""
     arrays, meta = read_npz(Path(in_npz))
     image, mask = arrays["image"], arrays["mask"]
-    spacing = tuple(float(s) for s in meta["geometry"]["spacing"])
+    spacing = tuple(float(s) for s in meta["spacing"])  # of the processed (reoriented, resampled) grid
     corrected = np.empty_like(image, dtype=np.float32)
     provenance: dict[str, Any] = {}
     for i, modality in enumerate(MODALITIES):

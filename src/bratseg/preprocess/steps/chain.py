@@ -12,7 +12,7 @@ from bratseg.config import PreprocessParams
 from bratseg.layouts import CaseFiles
 from bratseg.preprocess.steps.bias_correct import bias_correct
 from bratseg.preprocess.steps.finalise import finalise
-from bratseg.preprocess.steps.ingest import ingest
+from bratseg.preprocess.steps.ingest import IngestOptions, ingest
 
 
 def preprocess_case(
@@ -20,6 +20,7 @@ def preprocess_case(
     out_dir: Path,
     params: PreprocessParams,
     *,
+    options: IngestOptions | None = None,
     work_dir: Path | None = None,
     threads: int = 1,
     seed: int = 0,
@@ -28,7 +29,8 @@ def preprocess_case(
 
     What the Snakemake rules do one job each, for callers that preprocess a case in one go (``bratseg
     predict``, the benchmarks). The intermediate files go to ``work_dir`` (a temporary folder, removed
-    afterwards, when ``None``).
+    afterwards, when ``None``). ``options`` says what ingest does to the grid (default: reorientation only,
+    no resampling).
 
     Returns:
         Seconds per step: ``{"ingest": …, "bias_correct": …, "finalise": …}``.
@@ -41,7 +43,7 @@ def preprocess_case(
         work.mkdir(parents=True, exist_ok=True)
         ingested, corrected = work / "ingested.npz", work / "n4.npz"
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("ingest", lambda: ingest(files, ingested)),
+            ("ingest", lambda: ingest(files, ingested, options)),
             ("bias_correct", lambda: bias_correct(ingested, corrected, params.n4, threads)),
             ("finalise", lambda: finalise(corrected, Path(out_dir), params, seed)),
         ]

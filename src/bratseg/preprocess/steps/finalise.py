@@ -11,7 +11,7 @@ import numpy as np
 from bratseg.cache import write_cached_case
 from bratseg.config import PreprocessParams
 from bratseg.errors import CaseError, check_choice
-from bratseg.labels import CLASS_NAMES, region_volumes_ml
+from bratseg.labels import CANONICAL, label_set
 from bratseg.layouts import MODALITIES
 from bratseg.preprocess.locations import sample_locations
 from bratseg.preprocess.normalise import zscore
@@ -62,19 +62,25 @@ def finalise(in_npz: Path, out_dir: Path, params: PreprocessParams, seed: int = 
     cropped = np.ascontiguousarray(crop(normalised, bbox), dtype=params.cache.dtype)
     label = None if classes is None else np.ascontiguousarray(crop(classes, bbox))
     seed_used = case_seed(seed, case_id)
+    labels = label_set(meta["convention"])
     locations = (
-        sample_locations(label, params.cache.locations_per_class, seed_used)
+        sample_locations(label, params.cache.locations_per_class, seed_used, labels.classes)
         if label is not None
-        else {c: np.empty((0, 3), np.int32) for c in (1, 2, 3)}
+        else {c: np.empty((0, 3), np.int32) for c in labels.classes}
     )
-    spacing = [float(s) for s in meta["geometry"]["spacing"]]
+    spacing = [float(s) for s in meta["spacing"]]
     properties: dict[str, Any] = {
         "case_id": case_id,
         "layout": meta["layout"],
         "convention": meta["convention"],
         "sources": meta["sources"],
+        "channels": meta["channels"],
         "geometry": meta["geometry"],
+        "transforms": meta["transforms"],
         "spacing": spacing,
+        "label_candidates": meta["label_candidates"],
+        "case_meta": meta["case_meta"],
+        "fingerprint": meta["fingerprint"],
         "bbox": [list(b) for b in bbox],
         "cropped_shape": list(bbox_shape(bbox)),
         "brain_voxels": int(np.count_nonzero(mask)),
@@ -86,8 +92,8 @@ def finalise(in_npz: Path, out_dir: Path, params: PreprocessParams, seed: int = 
         "modalities": list(MODALITIES),
     }
     if classes is not None:
-        counts = np.bincount(classes.reshape(-1), minlength=len(CLASS_NAMES))
-        properties["class_voxels"] = {name: int(n) for name, n in zip(CLASS_NAMES, counts, strict=True)}
-        properties["volumes_ml"] = region_volumes_ml(classes, (spacing[0], spacing[1], spacing[2]))
+        counts = np.bincount(classes.reshape(-1), minlength=len(CANONICAL))
+        properties["class_voxels"] = {CANONICAL[c]: int(counts[c]) for c in labels.classes}
+        properties["volumes_ml"] = labels.volumes_ml(classes, spacing)
         properties["location_counts"] = {str(c): len(v) for c, v in locations.items()}
     write_cached_case(Path(out_dir), cropped, label, locations, properties)
