@@ -1,4 +1,5 @@
-"""Command line: ``bratseg predict`` segments new cases with a trained model.
+"""Command line: ``bratseg predict`` segments new cases with a trained model; ``bratseg evaluate`` scores
+segmentation files as the BraTS challenges do (see :mod:`bratseg.pipeline.evaluate_files`).
 
     bratseg predict --model models/best.pt --case BraTS-GLI-00042-000/ --output seg.nii.gz
     bratseg predict --model models/best.pt --t1 a.nii.gz --t1ce b.nii.gz --t2 c.nii.gz --flair d.nii.gz \\
@@ -15,6 +16,7 @@ written on the exact grid of the input and in its label convention (enhancing tu
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bratseg.errors import BratsegError, ConfigError
@@ -58,6 +60,33 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"{files.case_id}: wrote {args.output} ({files.convention.name} labels; post-processing {info})")
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from bratseg.pipeline.evaluate_files import evaluate_files
+
+    params = load_params(args.params).metrics
+    document, errors = evaluate_files(
+        args.pred,
+        args.ref,
+        params,
+        labels=args.labels,
+        preset=args.preset,
+        matching=args.matching,
+        hd95_units=args.hd95_units,
+        output=args.output,
+        csv=args.csv,
+    )
+    summary = document["summary"]
+    for region, stats in (summary.get("dice") or {}).items():
+        if isinstance(stats, dict):
+            lesion = (summary.get("lesion_dice") or {}).get(region, {})
+            n = summary["n_cases"]
+            print(f"{region}: Dice {stats['mean']} (lesion-wise {lesion.get('mean')}) over {n} case(s)")
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    if errors:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bratseg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,8 +119,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+    e = sub.add_parser("evaluate", help="score segmentations against references (BraTS metrics)")
+    e.add_argument("--pred", type=Path, required=True, help="a prediction file, or a folder of them")
+    e.add_argument(
+        "--ref", type=Path, required=True, help="the reference file, or a folder (paired by BraTS id)"
+    )
+    e.add_argument("--labels", default="auto", choices=["auto", *LABEL_SETS], help="label set of the files")
+    e.add_argument(
+        "--preset", choices=["gli", "men", "met", "ped", "ssa"], help="lesion-wise challenge preset"
+    )
+    e.add_argument("--matching", choices=["brats2023", "panoptica"], help="lesion matching")
+    e.add_argument("--hd95-units", choices=["mm", "voxel"], help="HD95 in millimetres or voxels")
+    e.add_argument("--output", type=Path, help="JSON with one entry per case and the summary")
+    e.add_argument("--csv", type=Path, help="CSV with one row per case")
+    e.add_argument("--params", type=Path, default=Path("params.yaml"), help="metrics defaults (params.yaml)")
     args = parser.parse_args(argv)
-    run_step("predict", lambda: _predict(args))
+    if args.command == "evaluate":
+        run_step("evaluate", lambda: _evaluate(args))
+    else:
+        run_step("predict", lambda: _predict(args))
     return 0
 
 
