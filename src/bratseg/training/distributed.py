@@ -176,9 +176,10 @@ def prepare_model(model: nn.Module, world: World, device: torch.device) -> nn.Mo
 def wrap_model(model: nn.Module, world: World, device: torch.device) -> nn.Module:
     """``model`` in DDP when several processes train, ``model`` itself otherwise.
 
-    ``static_graph``: every step uses the same parameters, and the lowest deep-supervision head, whose loss
-    weight is 0, none at all; DDP then leaves its gradient unset (``None``), as one process does, so the
-    optimiser skips it in both.
+    ``model`` is the network *and its loss* (:class:`~bratseg.training.loop.ModelLoss`), so that DDP finds
+    the parameters the loss does not use (the lowest deep-supervision head, of loss weight 0) from the loss,
+    once (``static_graph``: every step uses the same parameters); their gradients stay unset (``None``) on
+    every rank, as in one process, and the optimiser skips them alike.
     """
     if not world.distributed:
         return model
@@ -275,10 +276,13 @@ def launch(script: Path, argv: Sequence[str], nproc: int) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    cmd = ["--standalone", "--nproc_per_node", str(nproc), str(script), *argv]
-    log.info("launching torchrun %s", " ".join(cmd))
+    cmd = ["--standalone", "--nproc_per_node", str(nproc), str(script)]
+    log.info("launching torchrun %s", " ".join([*cmd, *argv]))
+    args = parse_args(cmd)
+    # set apart from argparse, which would take a script option for an abbreviation of its own (--log)
+    args.training_script_args = list(argv)
     try:
-        run(parse_args(cmd))
+        run(args)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         raise LaunchError(

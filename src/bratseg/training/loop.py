@@ -98,15 +98,38 @@ def build_state(
     return state
 
 
+class ModelLoss(nn.Module):
+    """The network (under autocast) and its loss (in float32) as one module, ``(image, target) -> loss``.
+
+    In DDP this is the wrapped module, so DDP finds the parameters the *loss* uses: the lowest
+    deep-supervision head, of loss weight 0, is computed by the network but used by no loss term.
+    """
+
+    def __init__(
+        self, model: nn.Module, loss: nn.Module, device_type: str, autocast: torch.dtype | None
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.device_type = device_type
+        self.autocast = autocast
+
+    def forward(self, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        dtype = self.autocast
+        with torch.autocast(self.device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            outputs = self.model(image)
+        loss: torch.Tensor = self.loss(outputs, target)
+        return loss
+
+
 def train_epoch(
     state: TrainingState,
     loader: DataLoader[tuple[torch.Tensor, torch.Tensor]],
-    step_model: Callable[[torch.Tensor], Any],
-    loss_fn: nn.Module,
+    step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     device: torch.device,
-    autocast: torch.dtype | None,
 ) -> tuple[list[float], float]:
-    """One pass over ``loader``: the per-step losses and the seconds spent waiting for batches."""
+    """One pass over ``loader`` (``step``: a :class:`ModelLoss`, in DDP on several processes): the
+    per-step losses and the seconds spent waiting for batches."""
     state.model.train()
     t_wait, losses = 0.0, []
     t_fetch = time.perf_counter()
@@ -114,9 +137,7 @@ def train_epoch(
         t_wait += time.perf_counter() - t_fetch
         image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
         state.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            outputs = step_model(image)
-        loss = loss_fn(outputs, target)
+        loss = step(image, target)
         state.scaler.scale(loss).backward()
         state.scaler.unscale_(state.optimizer)
         nn.utils.clip_grad_norm_(state.model.parameters(), GRAD_CLIP)
@@ -246,9 +267,10 @@ def train(
     loss_fn = build_loss(
         tp.target, tp.loss, tp.focal_gamma, cast(int, state.model.n_outputs), distributed.global_sums(world)
     )
-    autocast = amp_dtype(device, tp.amp)
-    model = distributed.wrap_model(state.model, world, device)
-    step_model: Callable[[torch.Tensor], Any] = torch.compile(model) if tp.compile else model
+    net = cast(nn.Module, torch.compile(state.model)) if tp.compile else state.model
+    step = distributed.wrap_model(
+        ModelLoss(net, loss_fn, device.type, amp_dtype(device, tp.amp)), world, device
+    )
     dataset = PatchDataset(
         train_cases,
         patch_size=tp.patch_size,
@@ -269,7 +291,7 @@ def train(
         torch.manual_seed(epoch_seed(tp.seed, epoch))
         dataset.set_epoch(epoch)
         t_epoch = time.perf_counter()
-        losses, t_wait = train_epoch(state, loader, step_model, loss_fn, device, autocast)
+        losses, t_wait = train_epoch(state, loader, step, device)
         losses = distributed.mean_over_ranks(losses, world)
         train_time = time.perf_counter() - t_epoch
         row: dict[str, float] = {
