@@ -22,7 +22,6 @@ from pathlib import Path
 import _entry
 
 from bratseg.paramsfile import load_params
-from bratseg.pipeline.train import run_training
 from bratseg.runtime import resolve_device
 from bratseg.steprun import configure_logging, run_step
 from bratseg.training import distributed
@@ -46,6 +45,8 @@ def stage(args: argparse.Namespace, argv: list[str]) -> None:
         configure_logging(None)  # the log file is rank 0's
         distributed.launch(Path(__file__).resolve(), argv, tp.nproc)
         return
+    from bratseg.pipeline.train import run_training  # here: the launcher needs none of it (nor MLflow)
+
     world = world or SINGLE
     if world.distributed:
         distributed.exit_with_parent()
