@@ -41,6 +41,13 @@ def stage(args: argparse.Namespace, argv: list[str]) -> None:
     if world is None and tp.nproc > 1:
         device = resolve_device(tp.device)
         distributed.check_world(tp.nproc, tp.nproc, tp.nproc, device, params.net.norm)
+        if device.type == "cpu" and tp.nproc * tp.num_threads > (os.cpu_count() or 1):
+            logging.getLogger("bratseg.train").warning(
+                "train.nproc %d x train.num_threads %d threads on %s CPU cores: slower than it need be",
+                tp.nproc,
+                tp.num_threads,
+                os.cpu_count(),
+            )
         os.environ.setdefault("OMP_NUM_THREADS", str(tp.num_threads))  # torch's threads: train.num_threads
         configure_logging(None)  # the log file is rank 0's
         distributed.launch(Path(__file__).resolve(), argv, tp.nproc)
