@@ -202,6 +202,7 @@ class TrainParams(_Section):
     compile: bool
     num_threads: int
     num_workers: int
+    nproc: int  # training processes (world size); batch_size is the global batch over all of them
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,12 @@ def parse_params(raw: Mapping[str, Any], schema: Mapping[str, Any], source: str 
                 f"2**({params.model}.depth - 1)"
                 f" = {2 ** (depth - 1)}"
             )
+    tp = params.train
+    if tp.batch_size % tp.nproc:
+        raise ConfigError(
+            f"{source}: train.batch_size: {tp.batch_size} is not divisible by train.nproc = {tp.nproc} "
+            "(batch_size is the global batch, split evenly over the processes)"
+        )
     for key in ("core_radius_mm", "edema_ratio", "necrosis_ratio"):
         lo, hi = getattr(params.cohort, key)
         if lo > hi:

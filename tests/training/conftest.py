@@ -44,3 +44,9 @@ def cached_cases(tmp_path: Path) -> list[CachedCase]:
 @pytest.fixture
 def case_factory(tmp_path: Path) -> Callable[..., CachedCase]:
     return lambda *args, **kw: make_cached_case(tmp_path, *args, **kw)
+
+
+@pytest.fixture(scope="session")
+def make_case() -> Callable[..., CachedCase]:
+    """:func:`make_cached_case` itself, for fixtures of a wider scope than ``case_factory``."""
+    return make_cached_case

@@ -1,5 +1,11 @@
 """The ``train`` stage: resume or start fresh, train with sliding-window validation, export curves and the
-model, track in MLflow."""
+model, track in MLflow.
+
+On several processes (``train.nproc``, a :class:`~bratseg.training.distributed.World` from the launcher)
+every rank runs :func:`run_training`: rank 0 decides whether to resume (and clears ``model_dir`` if not),
+then every rank loads the same ``last.pt``; validation is shared out by case; rank 0 alone keeps the MLflow
+run, ``run.json``, the curves and the checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +35,10 @@ from bratseg.layouts import MODALITIES
 from bratseg.models.checkpoint import load_checkpoint
 from bratseg.runtime import amp_dtype, resolve_device
 from bratseg.tracking import Tracker, TrackingContext, flatten
+from bratseg.training import distributed
 from bratseg.training.curves import write_curves
-from bratseg.training.loop import Validator, train
+from bratseg.training.distributed import SINGLE, World
+from bratseg.training.loop import TrainResult, Validator, train
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +104,17 @@ def model_meta(params: Params, labels: LabelSet, target_spacing: list[float] | N
 
 
 def make_validator(
-    cases: Sequence[CachedCase], params: Params, device: torch.device, labels: LabelSet
+    cases: Sequence[CachedCase],
+    params: Params,
+    device: torch.device,
+    labels: LabelSet,
+    world: World = SINGLE,
 ) -> Validator | None:
     """Mean Dice per evaluated region of ``labels`` over whole validation cases (sliding window, BraTS
-    empty-mask convention); ``None`` when there is no validation case."""
+    empty-mask convention); ``None`` when there is no validation case.
+
+    Several processes share the cases out (rank r scores cases r, r + N, ...) and gather the per-case
+    scores in case order, so every rank returns the one-process means of the same per-case scores."""
     if not cases:
         return None
     target = params.train.target
@@ -107,8 +122,8 @@ def make_validator(
 
     def validate(model: nn.Module) -> dict[str, float]:
         predictor = probability_fn(model, target)
-        scores: dict[str, list[float]] = {r: [] for r in regions}
-        for case in cases:
+        rows: list[list[float]] = []
+        for case in distributed.shard(cases, world):
             probs = sliding_window_predict(
                 case.image(),
                 predictor,
@@ -123,9 +138,9 @@ def make_validator(
             label = case.label()
             assert label is not None
             ref = labels.region_masks(np.asarray(label))
-            for i, region in enumerate(regions):
-                scores[region].append(dice(pred[i], ref[i], empty="brats"))
-        out = {f"val_dice_{r}": float(np.mean(v)) for r, v in scores.items()}
+            rows.append([dice(pred[i], ref[i], empty="brats") for i in range(len(regions))])
+        rows = distributed.gather_shards(rows, world)
+        out = {f"val_dice_{r}": float(np.mean([row[i] for row in rows])) for i, r in enumerate(regions)}
         out["val_dice_mean"] = float(np.mean([out[f"val_dice_{r}"] for r in regions]))
         return out
 
@@ -155,34 +170,77 @@ def _tracker(
     return tracker
 
 
+def _resume(model_dir: Path, fingerprint: str, world: World) -> dict[str, Any] | None:
+    """Rank 0 keeps or clears ``model_dir`` (:func:`resumable_state`); then every rank loads ``last.pt``
+    when the run resumes."""
+    resume = resumable_state(model_dir, fingerprint) if world.main else None
+    if distributed.broadcast(resume is not None, world) and not world.main:
+        resume = load_checkpoint(model_dir / "last.pt")
+    return resume
+
+
+def _export(
+    result: TrainResult,
+    model_dir: Path,
+    reports_dir: Path,
+    params: Params,
+    tracker: Tracker,
+    tags: dict[str, str],
+    regions: tuple[str, ...],
+) -> None:
+    """Rank 0, after training: curves, MLflow metrics, tags and artifacts, ``params.json``; the run ends."""
+    files = write_curves(result.history, reports_dir, regions)
+    tracker.log_metrics({"best_epoch": float(result.best_epoch), "best_val_dice_mean": result.best_score})
+    tracker.set_tags(tags)
+    for f in files:
+        tracker.log_artifact(f, "train")
+    tracker.log_artifact(model_dir / "best.pt", "model")
+    params_file = model_dir / "params.json"
+    save_json(params_file, params.to_dict())
+    tracker.log_artifact(params_file, "model")
+    tracker.finish()
+
+
 def run_training(
     params: Params,
     cohort: PreprocessedCohort,
     model_dir: Path,
     reports_dir: Path,
     tracking: TrackingContext,
+    world: World = SINGLE,
 ) -> None:
-    """The whole stage: checkpoints and ``run.json`` in ``model_dir``, curves in ``reports_dir``."""
+    """The whole stage: checkpoints and ``run.json`` in ``model_dir``, curves in ``reports_dir``.
+
+    ``world``: this process among ``train.nproc`` (each calls this with the same arguments).
+
+    Raises:
+        ConfigError: for settings that cannot run (no training case, ``train.nproc`` impossible here).
+    """
     device = resolve_device(params.train.device)
+    distributed.check_world(params.train.nproc, world.size, world.local_size, device, params.net.norm)
     split = cohort.load_split()
     labels = cohort.labels()
     if not split["train"]:
         raise ConfigError("split: no labelled case left for training (add cases or lower the fractions)")
+    device = distributed.init(world, device)
     fingerprint = training_fingerprint(params, cohort)
-    resume = resumable_state(model_dir, fingerprint)
-    tracker = _tracker(params, tracking, model_dir, resume is not None, fingerprint)
-    log.info(
-        "training %s on %s: %d train / %d val cases, MLflow run %s",
-        params.model,
-        device,
-        len(split["train"]),
-        len(split["val"]),
-        tracker.run_id,
-    )
+    resume = _resume(model_dir, fingerprint, world)
+    tracker = _tracker(params, tracking, model_dir, resume is not None, fingerprint) if world.main else None
+    if tracker is not None:
+        log.info(
+            "training %s on %s%s: %d train / %d val cases, MLflow run %s",
+            params.model,
+            device,
+            f" x {world.size} processes" if world.distributed else "",
+            len(split["train"]),
+            len(split["val"]),
+            tracker.run_id,
+        )
     resumed_epochs = int(resume["epoch"]) if resume is not None else 0
 
     def on_epoch(row: dict[str, float]) -> None:
-        tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+        if tracker is not None:
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
 
     try:
         result = train(
@@ -192,27 +250,21 @@ def run_training(
             meta=model_meta(params, labels, cohort.target_spacing()),
             device=device,
             fingerprint=fingerprint,
-            validate=make_validator(split["val"], params, device, labels),
+            validate=make_validator(split["val"], params, device, labels, world),
             labels=labels,
             resume=resume,
             on_epoch=on_epoch,
+            world=world,
         )
     except BaseException:
-        tracker.finish("FAILED")
+        if tracker is not None:
+            tracker.finish("FAILED")
         raise
-    files = write_curves(result.history, reports_dir)
-    tracker.log_metrics({"best_epoch": float(result.best_epoch), "best_val_dice_mean": result.best_score})
-    tracker.set_tags(
-        {
+    if tracker is not None:
+        tags = {
             "train.device": str(device),
             "train.resumed_epochs": str(resumed_epochs),
             "torch.version": torch.__version__,
         }
-    )
-    for f in files:
-        tracker.log_artifact(f, "train")
-    tracker.log_artifact(model_dir / "best.pt", "model")
-    params_file = model_dir / "params.json"
-    save_json(params_file, params.to_dict())
-    tracker.log_artifact(params_file, "model")
-    tracker.finish()
+        _export(result, model_dir, reports_dir, params, tracker, tags, labels.region_names)
+    distributed.shutdown(world)

@@ -23,16 +23,18 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def write_curves(history: Sequence[dict[str, float]], out_dir: Path) -> list[Path]:
+def write_curves(
+    history: Sequence[dict[str, float]], out_dir: Path, regions: Sequence[str] = ("WT", "TC", "ET")
+) -> list[Path]:
     """Write ``loss.csv`` (every epoch), ``val_dice.csv`` (validated epochs) and ``curves.png``.
 
-    Timing columns are left out of the CSV files so that they are identical between two runs.
+    ``regions`` are the validated regions, in column order (a resumed history is read back from JSON with
+    sorted keys, so the order cannot come from it). Timing columns are left out of the CSV files so that
+    they are identical between two runs.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(list(history))
     loss = frame[["epoch", "train_loss", "lr"]].astype({"epoch": int})
-    regions = [c.removeprefix("val_dice_") for c in frame.columns if c.startswith("val_dice_")]
-    regions = [r for r in regions if r != "mean"]
     columns = ["epoch", *[f"val_dice_{r}" for r in regions], "val_dice_mean"]
     val_cols = [c for c in columns if c in frame.columns]
     dice = frame[val_cols].dropna() if len(val_cols) > 1 else pd.DataFrame(columns=columns)

@@ -12,7 +12,7 @@ Shapes: ``B`` batch, ``K`` channels, ``*spatial`` any number of spatial axes (``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import EllipsisType
 from typing import Literal, get_args
 
@@ -27,7 +27,19 @@ LossKind = Literal["dice_ce", "dice_focal"]
 LOSSES: tuple[str, ...] = get_args(LossKind)
 
 
-def soft_dice_loss(probs: Tensor, target: Tensor, *, smooth: float = 1e-5, batch_dice: bool = True) -> Tensor:
+#: Turns a process's Dice sums ``(2, K)`` (intersection, denominator) into those of the global batch of all
+#: training processes (:func:`bratseg.training.distributed.global_sums`).
+SumReducer = Callable[[Tensor], Tensor]
+
+
+def soft_dice_loss(
+    probs: Tensor,
+    target: Tensor,
+    *,
+    smooth: float = 1e-5,
+    batch_dice: bool = True,
+    reduce_sums: SumReducer | None = None,
+) -> Tensor:
     """Mean over channels of ``1 - (2·Σ p·t + smooth) / (Σ p + Σ t + smooth)``.
 
     Args:
@@ -36,6 +48,9 @@ def soft_dice_loss(probs: Tensor, target: Tensor, *, smooth: float = 1e-5, batch
         smooth: added to numerator and denominator; a channel that is empty in both scores a loss of 0.
         batch_dice: sum over the batch and space (nnU-Net's batch Dice) rather than per sample; per-sample
             losses are then averaged over samples too.
+        reduce_sums: with ``batch_dice``, maps this process's sums ``(2, K)`` to those of the global batch
+            of several training processes, so the loss is the Dice of the global batch (``None``: one
+            process).
 
     Returns:
         Scalar float32 loss.
@@ -53,6 +68,10 @@ def soft_dice_loss(probs: Tensor, target: Tensor, *, smooth: float = 1e-5, batch
     dims = (0, *range(2, probs.ndim)) if batch_dice else tuple(range(2, probs.ndim))
     intersection = (probs * target).sum(dims)
     denominator = probs.sum(dims) + target.sum(dims)
+    if reduce_sums is not None:
+        if not batch_dice:
+            raise ValueError("reduce_sums needs batch_dice: a per-sample Dice is a mean over samples already")
+        intersection, denominator = reduce_sums(torch.stack([intersection, denominator])).unbind(0)
     dice = (2.0 * intersection + smooth) / (denominator + smooth)
     return (1.0 - dice).mean()
 
@@ -79,6 +98,10 @@ class SegmentationLoss(nn.Module):
     Focal loss is ``(1 - p_t)**focal_gamma · CE`` averaged over voxels (no class weighting); with
     ``focal_gamma = 0`` it equals the cross-entropy.
 
+    The Dice is nnU-Net's batch Dice; ``reduce_sums`` (several training processes) makes it the Dice of the
+    global batch (see :func:`soft_dice_loss`). The voxel-wise term is a mean over this process's samples:
+    the average that DDP takes over the processes is then the mean over the global batch.
+
     Raises:
         ValueError: naming the argument, if ``target``, ``kind`` or ``focal_gamma`` is invalid.
     """
@@ -88,6 +111,7 @@ class SegmentationLoss(nn.Module):
         target: Literal["regions", "classes"],
         kind: Literal["dice_ce", "dice_focal"],
         focal_gamma: float = 2.0,
+        reduce_sums: SumReducer | None = None,
     ) -> None:
         super().__init__()
         check_choice("target", target, TARGETS)
@@ -96,6 +120,7 @@ class SegmentationLoss(nn.Module):
         self.target: str = target
         self.kind: str = kind
         self.focal_gamma = float(focal_gamma)
+        self.reduce_sums = reduce_sums
 
     def extra_repr(self) -> str:
         return f"target={self.target!r}, kind={self.kind!r}, focal_gamma={self.focal_gamma}"
@@ -118,7 +143,7 @@ class SegmentationLoss(nn.Module):
         if self.kind == "dice_focal":
             p_t = probs * target + (1.0 - probs) * (1.0 - target)
             bce = bce * (1.0 - p_t).pow(self.focal_gamma)
-        return soft_dice_loss(probs, target) + bce.mean()
+        return soft_dice_loss(probs, target, reduce_sums=self.reduce_sums) + bce.mean()
 
     def _classes(self, logits: Tensor, target: Tensor) -> Tensor:
         n_classes = logits.shape[1] if logits.ndim >= 2 else 0
@@ -139,7 +164,7 @@ class SegmentationLoss(nn.Module):
         voxelwise = -log_p_t
         if self.kind == "dice_focal":
             voxelwise = voxelwise * (1.0 - log_p_t.exp()).pow(self.focal_gamma)
-        dice = soft_dice_loss(log_probs.exp()[:, 1:], one_hot[:, 1:])
+        dice = soft_dice_loss(log_probs.exp()[:, 1:], one_hot[:, 1:], reduce_sums=self.reduce_sums)
         return dice + voxelwise.mean()
 
 
@@ -219,7 +244,13 @@ class DeepSupervisionLoss(nn.Module):
         return total
 
 
-def build_loss(target: str, kind: str, focal_gamma: float, deep_supervision_outputs: int) -> nn.Module:
+def build_loss(
+    target: str,
+    kind: str,
+    focal_gamma: float,
+    deep_supervision_outputs: int,
+    reduce_sums: SumReducer | None = None,
+) -> nn.Module:
     """The training loss from ``train.target``, ``train.loss`` and ``train.focal_gamma``.
 
     Args:
@@ -228,6 +259,8 @@ def build_loss(target: str, kind: str, focal_gamma: float, deep_supervision_outp
         focal_gamma: focusing parameter (≥ 0) of ``dice_focal``.
         deep_supervision_outputs: outputs of the model in training mode (``UNet3D.n_outputs``); 0 is taken
             as 1 (no deep supervision).
+        reduce_sums: several training processes: the Dice sums of the global batch (see
+            :class:`SegmentationLoss`); ``None`` for one process.
 
     Returns:
         A :class:`DeepSupervisionLoss` around a :class:`SegmentationLoss`, so that it accepts the model's
@@ -242,5 +275,5 @@ def build_loss(target: str, kind: str, focal_gamma: float, deep_supervision_outp
     n = deep_supervision_outputs
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"deep_supervision_outputs must be a non-negative integer, got {n!r}")
-    loss = SegmentationLoss(target, kind, focal_gamma)  # type: ignore[arg-type]
+    loss = SegmentationLoss(target, kind, focal_gamma, reduce_sums)  # type: ignore[arg-type]
     return DeepSupervisionLoss(loss, max(n, 1))

@@ -2,6 +2,8 @@
 
 Every sample is a pure function of ``(seed, epoch, index)``: the batches of an epoch are the same whatever the
 number of loader workers, and a resumed run sees exactly the data an uninterrupted one would have seen.
+Several training processes read disjoint shares of the same stream (:func:`rank_indices`), so the global
+batch is the same whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -53,6 +55,33 @@ def choose_start(
         start: IntArray = np.clip(voxel - offset, lo, hi)
         return start
     return rng.integers(lo, hi + 1)
+
+
+def rank_indices(n_samples: int, global_batch: int, rank: int, world_size: int) -> list[int]:
+    """The sample indices of one epoch that process ``rank`` of ``world_size`` trains on, in order.
+
+    Global batch ``s`` holds samples ``s·B … s·B + B − 1`` (``B = global_batch``), exactly the batch one
+    process reads; rank ``r`` takes its contiguous share ``s·B + r·b … s·B + (r + 1)·b − 1`` with
+    ``b = B / world_size``. The ranks' batches, rank after rank, are the one-process batch; one process gets
+    ``0 … n_samples − 1``.
+
+    Raises:
+        ValueError: naming the argument, if ``global_batch`` is not divisible by ``world_size``, if
+            ``n_samples`` is not a whole number of global batches, or if ``rank`` is out of range.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank must lie in [0, world_size), got rank {rank} of world_size {world_size}")
+    if global_batch < 1 or global_batch % world_size:
+        raise ValueError(
+            f"global_batch {global_batch} is not divisible by world_size {world_size} (train.batch_size is "
+            "the global batch, split evenly over train.nproc processes)"
+        )
+    if n_samples < 0 or n_samples % global_batch:
+        raise ValueError(f"n_samples {n_samples} is not a whole number of global batches of {global_batch}")
+    share = global_batch // world_size
+    return [
+        start + rank * share + j for start in range(0, n_samples, global_batch) for j in range(share)
+    ]
 
 
 class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
