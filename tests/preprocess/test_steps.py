@@ -104,6 +104,22 @@ def test_failing_ingest_leaves_nothing(tmp_path, write_case, make_phantom):
     assert not out.exists() and _listing(tmp_path / "interim") == []
 
 
+def test_ingest_records_the_files_under_their_workflow_names(tmp_path, write_case, make_phantom):
+    """A job without a shared filesystem reads storage copies; the cache must name the workflow's files."""
+    ph = make_phantom(seed=2)
+    named = write_case(tmp_path / "raw", CASE, ph)
+    copies = write_case(tmp_path / "storage-copy" / "raw", CASE, ph)
+    ingest(named, tmp_path / "a.npz")
+    ingest(copies, tmp_path / "b.npz", named=named)
+    (a_arrays, a_meta), (b_arrays, b_meta) = read_npz(tmp_path / "a.npz"), read_npz(tmp_path / "b.npz")
+    assert b_meta == a_meta and b_meta["sources"]["seg"] == str(named.seg)
+    assert all(np.array_equal(a_arrays[k], b_arrays[k]) for k in a_arrays)
+    other = write_case(tmp_path / "raw", "BraTS2021_00002", ph)
+    with pytest.raises(ValueError, match="named: case BraTS2021_00002"):
+        ingest(copies, tmp_path / "c.npz", named=other)
+    assert not (tmp_path / "c.npz").exists()
+
+
 def test_failing_finalise_leaves_nothing(tmp_path, write_case, make_phantom, preprocess_params):
     ph = make_phantom()
     constant = np.where(ph.brain, 500, 0).astype(np.int16)  # a flat modality cannot be z-scored

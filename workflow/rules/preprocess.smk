@@ -10,8 +10,9 @@ rule ingest:
     output:
         npz=interim(f"{INTERIM_DIR}/{{case}}/ingested.npz"),
     params:
-        folder=lambda wc: str(CASES[wc.case].folder),
+        folder=lambda wc: str(CASES[wc.case].folder),  # as the workflow names it (recorded in the cache)
         layout=lambda wc: CASES[wc.case].layout,
+        **code_version("ingest.py"),
     threads: 1
     resources:
         mem_mb=measured("ingest", "mem_mb"),
@@ -32,6 +33,7 @@ rule bias_correct:
         npz=interim(f"{INTERIM_DIR}/{{case}}/n4.npz"),
     params:
         n4=config["preprocess"]["n4"],
+        **code_version("bias_correct.py"),
     threads: 1
     resources:
         mem_mb=measured("bias_correct", "mem_mb"),
@@ -52,6 +54,7 @@ rule finalise:
         case=directory(f"{CACHE_DIR}/cases/{{case}}"),
     params:
         preprocess=config["preprocess"],
+        **code_version("finalise.py"),
     threads: 1
     resources:
         mem_mb=measured("finalise", "mem_mb"),
@@ -80,6 +83,7 @@ rule manifest:
         split=f"{CACHE_DIR}/splits.json",
     params:
         split=config["split"],
+        **code_version("manifest.py"),
     threads: 1
     resources:
         mem_mb=1000,
