@@ -166,3 +166,28 @@ def test_no_shared_filesystem_with_fs_storage_matches_the_local_run(
     assert written == []  # nothing reached the project folder but through the storage
     assert digests_of(storage, *OUTPUTS) == reference
     print(f"no shared filesystem: {len(records)} jobs in {seconds:.1f} s")
+
+
+def resources_by_rule(dry_run: str) -> dict[str, dict[str, str]]:
+    """The ``resources:`` of one job per rule, from a dry run's job listing."""
+    found: dict[str, dict[str, str]] = {}
+    rule = None
+    for line in dry_run.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+            rule = m.group(1)
+        elif (m := re.match(r"^\s+resources: (.*)$", line)) and rule is not None:
+            found.setdefault(rule, dict(item.split("=", 1) for item in m.group(1).split(", ")))
+    return found
+
+
+def test_slurm_profile_asks_for_what_each_rule_declares(tmp_path, new_project, source_run):
+    """A dry run through profiles/slurm (no SLURM needed): per-case jobs keep the rules' measured memory and
+    time, on one CPU each; the profile's options are all valid."""
+    project = new_project(tmp_path / "project")
+    run = source_run(project)
+    local = resources_by_rule(run("snakemake", "--dry-run").stdout)
+    slurm = resources_by_rule(run("snakemake", "--profile", "profiles/slurm", "--dry-run").stdout)
+    for rule in PER_CASE:
+        assert slurm[rule]["mem_mb"] == local[rule]["mem_mb"] and int(local[rule]["mem_mb"]) > 0, rule
+        assert slurm[rule]["runtime"] == local[rule]["runtime"] and int(local[rule]["runtime"]) > 0, rule
+        assert slurm[rule]["cpus_per_task"] == "1", slurm[rule]
