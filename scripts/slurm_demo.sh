@@ -38,8 +38,8 @@ slurmctld -V
 say "2. configuring a single-node cluster"
 CPUS=$(nproc)
 MEM_MB=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024))  # leave 1 GiB to the system
-mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
-chown slurm:slurm /var/spool/slurmctld /var/log/slurm
+mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm /run/munge
+chown slurm:slurm /var/spool/slurmctld /var/log/slurm /run/slurm
 [ -s /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
 chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
 chmod 0400 /etc/munge/munge.key
@@ -51,8 +51,8 @@ SlurmUser=slurm
 AuthType=auth/munge
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+SlurmctldPidFile=/run/slurm/slurmctld.pid
+SlurmdPidFile=/run/slurm/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 ProctrackType=proctrack/linuxproc
@@ -82,7 +82,7 @@ munge -n | unmunge | grep STATUS
 slurmctld -c -i
 slurmd -N "$NODE"
 sleep 2
-PIDS+=("$(cat /run/slurmctld.pid)" "$(cat /run/slurmd.pid)")
+PIDS+=("$(cat /run/slurm/slurmctld.pid)" "$(cat /run/slurm/slurmd.pid)")
 for _ in $(seq 60); do
     sinfo -h -N -o '%t' | grep -q -E '^idle' && break
     sleep 1

@@ -135,6 +135,8 @@ def test_no_shared_filesystem_with_fs_storage_matches_the_local_run(
     reference, tmp_path, new_project, source_run, digests_of
 ):
     """Every job in a fresh empty folder, every file through the storage: rules declare all they touch."""
+    if shutil.which("rsync") is None:  # the fs storage plugin copies with it
+        pytest.fail("rsync is missing: run scripts/cluster/ensure_rsync.sh (make test does)")
     project = new_project(tmp_path / "project")
     storage, spool, scratch = tmp_path / "storage", tmp_path / "spool", tmp_path / "scratch"
     scratch.mkdir()

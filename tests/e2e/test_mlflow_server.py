@@ -64,7 +64,12 @@ def server(tmp_path_factory):
             str(root / "artifacts"),
         ],
         cwd=root,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
+        env={  # no background job runners: the pipeline logs runs, metrics and artifacts only
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -83,7 +88,7 @@ def server(tmp_path_factory):
     yield {"uri": uri, "port": port, "root": root}
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

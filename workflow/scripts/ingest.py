@@ -11,7 +11,7 @@ from bratseg.preprocess.steps.ingest import ingest
 from bratseg.steprun import run_step
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821
-named = case_files(Path(smk.params.folder), smk.params.layout)
+named = Path(smk.params.folder)
 inputs = [Path(p) for p in smk.input.files]
-files = case_files(inputs[0].parent, smk.params.layout) if inputs else named
+files = case_files(inputs[0].parent if inputs else named, smk.params.layout)
 run_step("ingest", lambda: ingest(files, Path(smk.output.npz), named), smk.log[0])

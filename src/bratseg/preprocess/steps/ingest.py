@@ -7,49 +7,41 @@ from typing import Any
 
 import numpy.typing as npt
 
-from bratseg.layouts import MODALITIES, CaseFiles
+from bratseg.layouts import CaseFiles
 from bratseg.preprocess.mask import brain_mask
 from bratseg.preprocess.steps.interim import write_npz
 from bratseg.rawcase import read_case
 
 
-def ingest(files: CaseFiles, out_npz: Path, named: CaseFiles | None = None) -> None:
+def ingest(files: CaseFiles, out_npz: Path, named_folder: Path | None = None) -> None:
     """Read and validate one raw case (:func:`~bratseg.rawcase.read_case`), add its brain mask, write
     ``out_npz``.
 
     Args:
         files: the case's files, where this process reads them.
         out_npz: the interim file written.
-        named: the same case's files as the workflow names them (default ``files``): recorded as the case's
-            ``sources``, from which later steps read the raw files again. A job without a shared filesystem
-            reads copies of the files (Snakemake's storage) that live under another name.
+        named_folder: the case's folder as the workflow names it (default ``files.folder``): the ``sources``
+            recorded, from which later steps read the raw files again, are its files of the same names. A job
+            without a shared filesystem reads copies of the files (Snakemake's storage) kept elsewhere.
 
     Raises:
-        ValueError: ``named`` is another case (``case_id``) or another layout than ``files``.
+        ValueError: ``named_folder`` is another case's folder (another name than ``files.folder``).
     """
-    if named is not None and (named.case_id, named.layout) != (files.case_id, files.layout):
-        raise ValueError(
-            f"named: case {named.case_id} ({named.layout}) is not the case read, "
-            f"{files.case_id} ({files.layout})"
-        )
+    if named_folder is not None and Path(named_folder).name != files.folder.name:
+        raise ValueError(f"named_folder: {named_folder} is not a folder of case {files.folder.name}")
     case = read_case(files)
     arrays: dict[str, npt.NDArray[Any]] = {"image": case.image, "mask": brain_mask(case.image)}
     if case.classes is not None:
         arrays["classes"] = case.classes
+    sources = case.sources
+    if named_folder is not None:
+        sources = {key: str(Path(named_folder) / Path(path).name) for key, path in sources.items()}
     meta = {
         "case_id": case.case_id,
         "layout": case.layout,
         "convention": case.convention,
         "geometry": case.geometry.to_dict(),
-        "sources": case.sources if named is None else _sources(named, case.has_label),
+        "sources": sources,
         "has_label": case.has_label,
     }
     write_npz(Path(out_npz), arrays, meta)
-
-
-def _sources(files: CaseFiles, labelled: bool) -> dict[str, str]:
-    """The ``sources`` of a case read from ``files``, as :func:`~bratseg.rawcase.read_case` builds them."""
-    sources = {m: str(files.images[m]) for m in MODALITIES}
-    if labelled and files.seg is not None:
-        sources["seg"] = str(files.seg)
-    return sources
