@@ -96,9 +96,9 @@ make_copy() {  # the repository's git files, tiny profile applied, committed
     (cd "$1" && python workflow/scripts/apply_profile.py tests/profiles/tiny.yaml >/dev/null \
         && git init -q -b main && git add -A && git -c user.name=demo -c user.email=demo@example.org commit -qm tiny)
 }
+export PYTHONPATH=src  # each copy runs its own package sources
 make_copy "$WORK/slurm"
 make_copy "$WORK/local"
-export PYTHONPATH=src  # each copy runs its own package sources
 start=$(date +%s)
 (cd "$WORK/slurm" && snakemake --profile profiles/slurm --slurm-no-account --slurm-status-command squeue \
     --slurm-keep-successful-logs --jobs "$CPUS" --seconds-between-status-checks 5 >"$WORK/slurm.log" 2>&1) \
