@@ -32,6 +32,7 @@ repro: setup
 
 test: setup
 	scripts/ensure_chromium.sh
+	scripts/cluster/ensure_rsync.sh
 	$(RUN) python -m pytest
 
 test-unit: setup

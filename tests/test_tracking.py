@@ -1,9 +1,22 @@
+import http.server
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-from bratseg.tracking import Tracker, TrackingContext, flatten, git_state
+from bratseg.tracking import (
+    Tracker,
+    TrackingContext,
+    TrackingError,
+    check_server,
+    flatten,
+    git_state,
+    shown_uri,
+)
 
 
 def test_flatten_nested_params():
@@ -99,3 +112,72 @@ def test_run_lifecycle_in_a_local_store(tmp_path):
     assert data.tags["seed"] == "0" and data.tags["git.commit"] == "abc"
     assert (tmp_path / "mlartifacts").is_dir()  # artifacts where the context said, not in the cwd
     assert Tracker.attach(context, "0" * 32) is None
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def http_404():
+    """A server on 127.0.0.1 that answers every request with 404 (up, but no MLflow ``/health``)."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_check_server_names_a_dead_server_at_once():
+    uri = f"http://127.0.0.1:{closed_port()}"
+    start = time.perf_counter()
+    with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} does not answer") as caught:
+        check_server(uri, timeout_s=5.0)
+    assert time.perf_counter() - start < 5.0  # refused: no waiting for the timeout
+    assert "\n" not in str(caught.value) and "refused" in str(caught.value).lower()
+
+
+def test_check_server_accepts_any_http_answer_and_skips_local_stores(http_404, tmp_path):
+    check_server(http_404)  # an error status is an answer: the server is up
+    check_server(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a local store is not probed
+    check_server("file:///nowhere/mlruns")
+    with pytest.raises(ValueError, match="timeout_s"):
+        check_server(http_404, timeout_s=0)
+
+
+def test_messages_never_show_a_password():
+    assert shown_uri("https://alice:s3cret@mlflow.example.org:8443/x") == "https://alice@mlflow.example.org:8443/x"
+    assert shown_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    with pytest.raises(TrackingError) as caught:
+        check_server(f"http://alice:s3cret@127.0.0.1:{closed_port()}")
+    assert "s3cret" not in str(caught.value) and "alice@127.0.0.1" in str(caught.value)
+
+
+def test_a_server_that_stops_answering_is_one_tracking_error(monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = f"http://127.0.0.1:{closed_port()}"
+    tracker = Tracker(MlflowClient(tracking_uri=uri), "0" * 32)
+    for call in (
+        lambda: tracker.log_metrics({"loss": 0.5}, step=1),
+        lambda: tracker.log_params({"a": "1"}),
+        lambda: tracker.finish("FAILED"),
+    ):
+        with pytest.raises(TrackingError, match=f"server {uri} does not answer .*run 0{{32}}"):
+            call()
+    context = TrackingContext(uri=uri)
+    with pytest.raises(TrackingError, match=uri):
+        Tracker.attach(context, "0" * 32)  # not taken for a run the store lost
+    with pytest.raises(TrackingError, match=uri):
+        Tracker.create(context, "exp", "run-1", {})

@@ -30,9 +30,10 @@ found.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,28 @@ class CaseFiles:
     @property
     def convention(self) -> LabelSet:
         return label_set(self.labels)
+
+    def sources(self) -> dict[str, str]:
+        """The file of each modality (and ``seg`` when labelled), as strings: what a cached case records."""
+        out = {m: str(p) for m, p in self.images.items()}
+        if self.seg is not None:
+            out["seg"] = str(self.seg)
+        return out
+
+    def relocated(self, paths: Sequence[Path]) -> CaseFiles:
+        """The same case with every file replaced by the one of ``paths`` that has its name (a job's copies
+        of the inputs, e.g. from Snakemake's storage without a shared filesystem); the others stay."""
+        by_name = {p.name: p for p in paths}
+
+        def moved(path: Path) -> Path:
+            return by_name.get(path.name, path)
+
+        return dataclasses.replace(
+            self,
+            images={m: moved(p) for m, p in self.images.items()},
+            seg=None if self.seg is None else moved(self.seg),
+            unexpected=tuple(moved(p) for p in self.unexpected),
+        )
 
     def to_record(self) -> dict[str, Any]:
         """Plain data (paths as strings), e.g. to hand the case to a Snakemake job."""

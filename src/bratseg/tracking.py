@@ -5,14 +5,22 @@ from the environment (``workflow/scripts/_entry.py``): ``MLFLOW_TRACKING_URI`` i
 ``sqlite:///<repository root>/mlflow.db`` with artifacts in ``<repository root>/mlartifacts``, anchored at
 the parent repository even inside ``dvc exp run --temp`` and queued experiments. Nothing here reads the
 environment or starts a server. MLflow's telemetry is switched off before MLflow is imported.
+
+A tracking server that does not answer ends the step with one line naming it (:class:`TrackingError`), never a
+traceback: :func:`check_server` before any work is done (the entry points call it), and every call of a
+:class:`Tracker` afterwards (MLflow's own retries, bounded by the entry points, come first).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +32,75 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from requests.exceptions import RequestException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from bratseg.errors import BratsegError
 
 MAX_BATCH = 900  # MLflow accepts at most 1000 entities per log_batch call
+
+
+class TrackingError(BratsegError):
+    """The MLflow tracking server does not answer. The message names its URI."""
+
+
+def shown_uri(uri: str) -> str:
+    """``uri`` without a password (``https://user:secret@host`` → ``https://user@host``), for messages."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names an HTTP(S) tracking server (not a local store such as ``sqlite:///…``)."""
+    return urllib.parse.urlsplit(uri).scheme in ("http", "https")
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when the HTTP tracking server ``uri`` does not answer, before a step does any work.
+
+    One ``GET <uri>/health`` (the liveness endpoint of ``mlflow server``), no retry. Any HTTP answer counts,
+    an error status too (a server behind authentication or a proxy without ``/health`` is up), and so does a
+    TLS handshake (MLflow's client applies its own certificate settings). Local stores are not probed.
+
+    Args:
+        uri: the tracking URI.
+        timeout_s: seconds to wait for the connection and the answer (> 0).
+
+    Raises:
+        TrackingError: nothing answered at ``uri`` (refused, unknown host, timed out), naming it.
+        ValueError: ``timeout_s`` is not positive.
+    """
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    if not is_server(uri):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, ssl.SSLError):
+            return
+        raise TrackingError(
+            f"MLflow tracking server {shown_uri(uri)} does not answer ({reason}); start it, or set "
+            "MLFLOW_TRACKING_URI to one that runs (unset: the local store)"
+        ) from None
+
+
+def _no_answer(exc: BaseException) -> BaseException | None:
+    """The innermost connection or timeout error behind ``exc`` (MLflow wraps them), if there is one."""
+    found: BaseException | None = None
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (RequestException, Urllib3Error, ConnectionError, TimeoutError)):
+            found = seen
+        seen = seen.__cause__ or seen.__context__
+    return found
 
 
 @dataclass(frozen=True)
@@ -87,12 +162,28 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _answered(uri: str, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``; a server that does not answer becomes a :class:`TrackingError` naming it."""
+    try:
+        return call(*args, **kwargs)
+    except MlflowException as exc:
+        cause = _no_answer(exc)
+        if cause is None:
+            raise
+        raise TrackingError(
+            f"MLflow tracking server {shown_uri(uri)} does not answer ({what}): {type(cause).__name__}"
+        ) from exc
+
+
 class Tracker:
-    """A handle on one MLflow run."""
+    """A handle on one MLflow run. A server that stops answering raises :class:`TrackingError`."""
 
     def __init__(self, client: MlflowClient, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
+
+    def _call(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        return _answered(self.client.tracking_uri, f"{what}, run {self.run_id}", call, *args, **kwargs)
 
     @classmethod
     def create(
@@ -101,18 +192,19 @@ class Tracker:
         """Start a new run in ``experiment`` (created at ``context.artifact_location`` if needed), tagged with
         ``context.tags`` and ``tags``."""
         client = MlflowClient(tracking_uri=context.uri)
-        exp = client.get_experiment_by_name(experiment)
+        exp = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
         if exp is None:
             try:
                 exp_id = client.create_experiment(experiment, artifact_location=context.artifact_location)
-            except MlflowException:  # created meanwhile by a parallel (queued) experiment
-                found = client.get_experiment_by_name(experiment)
+            except MlflowException:  # created meanwhile by a parallel (queued) experiment, or no answer
+                found = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
                 if found is None:
                     raise
                 exp_id = found.experiment_id
         else:
             exp_id = exp.experiment_id
-        run = client.create_run(exp_id, run_name=run_name, tags={**context.tags, **tags})
+        tags = {**context.tags, **tags}
+        run = _answered(context.uri, "new run", client.create_run, exp_id, run_name=run_name, tags=tags)
         return cls(client, run.info.run_id)
 
     @classmethod
@@ -120,28 +212,31 @@ class Tracker:
         """Reopen an existing run, or ``None`` if the store does not hold it."""
         client = MlflowClient(tracking_uri=context.uri)
         try:
-            client.get_run(run_id)
+            _answered(context.uri, f"run {run_id}", client.get_run, run_id)
         except MlflowException:
             return None
-        client.update_run(run_id, status="RUNNING")
-        return cls(client, run_id)
+        tracker = cls(client, run_id)
+        tracker._call("reopen", client.update_run, run_id, status="RUNNING")
+        return tracker
 
     def log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + MAX_BATCH])
+            self._call("params", self.client.log_batch, self.run_id, params=items[i : i + MAX_BATCH])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in sorted(tags.items())])
+        items = [RunTag(k, v) for k, v in sorted(tags.items())]
+        self._call("tags", self.client.log_batch, self.run_id, tags=items)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         ts = int(time.time() * 1000)
         items = [Metric(k, float(v), ts, step) for k, v in sorted(metrics.items())]
         for i in range(0, len(items), MAX_BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i : i + MAX_BATCH])
+            self._call("metrics", self.client.log_batch, self.run_id, metrics=items[i : i + MAX_BATCH])
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        what = f"artifact {Path(path).name}"
+        self._call(what, self.client.log_artifact, self.run_id, str(path), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status=status)
+        self._call(f"end, {status}", self.client.set_terminated, self.run_id, status=status)

@@ -106,3 +106,84 @@ def train_cmd(project: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:
     return project_env()
+
+
+# ---- one tiny project run through the whole pipeline, shared by several test files ----
+
+
+def source_env(**extra: str) -> dict[str, str]:
+    """:func:`project_env` with the package imported from ``src`` relative to each process's working
+    directory: every process of a run (a DVC stage, a temporary experiment copy, a cluster job in a fresh
+    folder) then runs the code of the tree it works in, not that of the checkout the tests started from."""
+    env = project_env()
+    env["PYTHONPATH"] = "src"
+    env.update(extra)
+    return env
+
+
+def source_runner(cwd: Path, **extra_env: str) -> Runner:
+    """:func:`runner` with :func:`source_env` (``extra_env`` added)."""
+
+    def run(*cmd: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=source_env(**extra_env), capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
+                f"--- stderr\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
+    return run
+
+
+def copy_project(src: Path, dest: Path) -> Path:
+    """A copy of a project folder (git history, DVC cache, outputs, ``.snakemake`` state), times kept."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+def tree_digests(root: Path, *folders: str) -> dict[str, str]:
+    """SHA-256 of every file under ``root/<folder>`` (DVC's ``.gitignore`` files left out), by path."""
+    import hashlib
+
+    out = {}
+    for folder in folders:
+        for f in sorted((root / folder).rglob("*")):
+            if f.is_file() and f.name != ".gitignore":
+                out[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project after one whole ``dvc repro``, results committed to its git repository.
+
+    Shared by the test files of the cluster, sharing and MLflow-server tests as their reference local run:
+    treat it as read-only (``copy_project`` it, or ``git clone`` it, before changing anything).
+    """
+    project = make_project(tmp_path_factory.mktemp("tiny-repro"))
+    run = source_runner(project)
+    run("dvc", "repro")
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "results of dvc repro")
+    return project
+
+
+@pytest.fixture(scope="session")
+def new_project() -> Callable[[Path], Path]:
+    """:func:`make_project` (a fresh tiny project at the given folder, nothing run yet)."""
+    return make_project
+
+
+@pytest.fixture(scope="session")
+def source_run() -> Callable[..., Runner]:
+    """:func:`source_runner`: ``source_run(cwd, **extra_env)`` gives a command runner."""
+    return source_runner
+
+
+@pytest.fixture(scope="session")
+def digests_of() -> Callable[..., dict[str, str]]:
+    """:func:`tree_digests`: ``digests_of(root, *folders)``."""
+    return tree_digests

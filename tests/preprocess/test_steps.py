@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,35 @@ def test_failing_ingest_leaves_nothing(tmp_path, write_case, make_phantom):
     with pytest.raises(CaseError, match=CASE):
         ingest(files, out)
     assert not out.exists() and _listing(tmp_path / "interim") == []
+
+
+def test_ingest_records_the_files_under_their_workflow_names(tmp_path, write_case, make_phantom):
+    """A job without a shared filesystem reads storage copies; the cache must name the workflow's files,
+    which need not exist where the job runs."""
+    ph = make_phantom(seed=2)
+    named = write_case(tmp_path / "raw", CASE, ph)
+    copies = write_case(tmp_path / "storage-copy" / "raw", CASE, ph)
+    ingest(named, tmp_path / "a.npz")
+    elsewhere = tmp_path / "not-here" / CASE
+    workflow_view = dataclasses.replace(
+        named, images={m: elsewhere / p.name for m, p in named.images.items()}, seg=elsewhere / named.seg.name
+    )
+    ingest(copies, tmp_path / "b.npz", named=workflow_view)
+    (a_arrays, a_meta), (b_arrays, b_meta) = read_npz(tmp_path / "a.npz"), read_npz(tmp_path / "b.npz")
+    assert b_meta["sources"] == {k: str(elsewhere / Path(v).name) for k, v in a_meta["sources"].items()}
+    assert set(b_meta["sources"]) == {*MODALITIES, "seg"}
+    rest = lambda meta: {k: v for k, v in meta.items() if k != "sources"}  # noqa: E731
+    assert rest(b_meta) == rest(a_meta)
+    assert all(np.array_equal(a_arrays[k], b_arrays[k]) for k in a_arrays)
+    # the workflow's view relocated onto the job's copies is the copies' case
+    relocated = named.relocated([*copies.images.values(), copies.seg])
+    assert relocated.images == copies.images and relocated.seg == copies.seg
+    ingest(relocated, tmp_path / "c.npz", named=named)
+    assert read_npz(tmp_path / "c.npz")[1] == a_meta
+    other = dataclasses.replace(named, case_id="BraTS2021_00002")
+    with pytest.raises(ValueError, match=r"named: case BraTS2021_00002 is not case BraTS2021_00001"):
+        ingest(copies, tmp_path / "d.npz", named=other)
+    assert not (tmp_path / "d.npz").exists()
 
 
 def test_failing_finalise_leaves_nothing(tmp_path, write_case, make_phantom, preprocess_params):

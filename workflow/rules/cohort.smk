@@ -9,6 +9,7 @@ rule synthesize_case:
         # Everything but n_cases: adding cases must not regenerate the existing ones.
         cohort={k: v for k, v in config["cohort"].items() if k != "n_cases"},
         index=lambda wc: PARAMS.cohort.case_ids().index(wc.case),
+        **code_version("synthesize_case.py"),
     threads: 1
     resources:
         mem_mb=measured("synthesize_case", "mem_mb", cohort_megavoxels),

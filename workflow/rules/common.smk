@@ -1,4 +1,5 @@
 # The validated parameters, the case table and helpers shared by all rules.
+import hashlib
 import math
 import sys
 from pathlib import Path
@@ -50,11 +51,36 @@ except (FileNotFoundError, ValueError) as _exc:
 
 
 
-def code(script):
-    """The package sources that ``workflow/scripts/<script>`` runs (its import closure): an edit reruns the
-    step (mtime trigger), as DVC does for its stages. The same closure is what the DVC stages list."""
+#: With a default storage provider (no shared filesystem: ``--shared-fs-usage none --default-storage-provider
+#: fs``) every input path is looked up in the storage, and a ``local()`` one makes the job run in Snakemake's
+#: own process; the package sources are neither: they travel with the workflow's sources (git-tracked files).
+STORAGE_IO = workflow.storage_settings.default_storage_provider is not None
+
+
+def _code_files(script):
     root = Path(workflow.basedir)
     return relative(closure([root / "workflow" / "scripts" / script]), root)
+
+
+def code(script):
+    """The package sources that ``workflow/scripts/<script>`` runs (its import closure), as inputs: an edit
+    reruns the step (mtime trigger), as DVC does for its stages. The same closure is what the DVC stages list.
+
+    None with a default storage provider (see :data:`STORAGE_IO`): :func:`code_version` stands in for them.
+    """
+    return [] if STORAGE_IO else _code_files(script)
+
+
+def code_version(script):
+    """``{"code": <hash of the script and its import closure>}`` with a default storage provider (a params
+    entry: an edit reruns the step through the params trigger), else nothing (the sources are inputs)."""
+    if not STORAGE_IO:
+        return {}
+    root = Path(workflow.basedir)
+    digest = hashlib.sha256()
+    for rel in [f"workflow/scripts/{script}", *_code_files(script)]:
+        digest.update(rel.encode() + b"\0" + (root / rel).read_bytes())
+    return {"code": digest.hexdigest()[:16]}
 
 
 def interim(path):

@@ -14,6 +14,7 @@ rule ingest:
         target_spacing=TARGET_SPACING,
         image_order=config["preprocess"]["resample"]["image_order"],
         resample_to=config["data"]["resample_to"],
+        **code_version("ingest.py"),
     threads: 1
     resources:
         mem_mb=measured("ingest", "mem_mb"),
@@ -34,6 +35,7 @@ rule bias_correct:
         npz=interim(f"{INTERIM_DIR}/{{case}}/n4.npz"),
     params:
         n4=config["preprocess"]["n4"],
+        **code_version("bias_correct.py"),
     threads: 1
     resources:
         mem_mb=measured("bias_correct", "mem_mb"),
@@ -54,6 +56,7 @@ rule finalise:
         case=directory(f"{CACHE_DIR}/cases/{{case}}"),
     params:
         preprocess=config["preprocess"],
+        **code_version("finalise.py"),
     threads: 1
     resources:
         mem_mb=measured("finalise", "mem_mb"),
@@ -84,6 +87,7 @@ rule manifest:
     params:
         split=config["split"],
         labels=config["data"]["labels"],
+        **code_version("manifest.py"),
     threads: 1
     resources:
         mem_mb=1000,

@@ -16,9 +16,16 @@ import _repo  # noqa: F401  (this repository's src first)
 import yaml
 
 from bratseg.cache import PreprocessedCohort
-from bratseg.tracking import TrackingContext, git_state
+from bratseg.tracking import TrackingContext, check_server, git_state, is_server
 
 ROOT = Path(__file__).resolve().parents[2]
+#: MLflow's HTTP client retries a failed call 7 times (exponential backoff from 2 s) and waits up to 120 s for
+#: each answer: a dead server would hold every call for minutes. With these (a user's own values win) a server
+#: restart of up to about a minute mid-run is ridden out, and a dead one ends the step within about a minute
+#: (connection refused) or a few (no answer at all), with one ``error:`` line.
+MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+#: Seconds the reachability check waits for a tracking server before the step starts.
+SERVER_CHECK_TIMEOUT_S = 5.0
 
 
 def parser(description: str | None) -> argparse.ArgumentParser:
@@ -66,15 +73,24 @@ def pipeline_outputs(dvc_yaml: Path) -> list[str]:
     return outs
 
 
-def tracking_context(cwd: Path | None = None) -> TrackingContext:
+def tracking_context(cwd: Path | None = None, *, check: bool = True) -> TrackingContext:
     """The MLflow store and the provenance tags of this run, from the environment.
 
     ``MLFLOW_TRACKING_URI`` if set (a team's ``mlflow server``; the server then chooses where artifacts go),
     else the sqlite store ``mlflow.db`` with artifacts in ``mlartifacts/``, both at the repository root.
+
+    For a server, MLflow's HTTP retries are bounded (:data:`MLFLOW_HTTP_DEFAULTS`) and, with ``check``, the
+    server must answer within :data:`SERVER_CHECK_TIMEOUT_S`, else a :class:`~bratseg.tracking.TrackingError`
+    (one ``error:`` line naming the URI) ends the step before it does any work.
     """
     cwd = (cwd or Path.cwd()).resolve()
     root = repository_root(cwd)
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if is_server(uri):
+        for name, value in MLFLOW_HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        if check:
+            check_server(uri, SERVER_CHECK_TIMEOUT_S)
     artifacts = None if uri else (root / "mlartifacts").as_uri()
     tags = {
         **git_state(cwd, exclude=pipeline_outputs(cwd / "dvc.yaml")),

@@ -1,4 +1,8 @@
-"""Snakemake adapter: read and validate one raw case (all modalities + segmentation)."""
+"""Snakemake adapter: read and validate one raw case (all modalities + segmentation).
+
+It reads the case's declared input files where the job has them (without a shared filesystem: its copies from
+Snakemake's storage) and records them under the names the workflow gives them (``params.case``).
+"""
 
 from pathlib import Path
 
@@ -14,5 +18,6 @@ options = IngestOptions(
     image_order=int(smk.params.image_order),
     resample_to=None if smk.params.resample_to == "none" else smk.params.resample_to,
 )
-files = CaseFiles.from_record(smk.params.case)
-run_step("ingest", lambda: ingest(files, Path(smk.output.npz), options), smk.log[0])
+workflow_files = CaseFiles.from_record(smk.params.case)  # as the workflow names them (recorded)
+files = workflow_files.relocated([Path(p) for p in smk.input.files])  # where this job has them
+run_step("ingest", lambda: ingest(files, Path(smk.output.npz), options, workflow_files), smk.log[0])

@@ -96,12 +96,29 @@ def prepare(case: RawCase, options: IngestOptions) -> tuple[dict[str, npt.NDArra
     return arrays, transforms
 
 
-def ingest(files: CaseFiles, out_npz: Path, options: IngestOptions | None = None) -> None:
+def ingest(
+    files: CaseFiles, out_npz: Path, options: IngestOptions | None = None, named: CaseFiles | None = None
+) -> None:
     """Read and validate one raw case (:func:`~bratseg.rawcase.read_case`), bring it to the processed grid
-    (:func:`prepare`), and write ``out_npz``."""
+    (:func:`prepare`), and write ``out_npz``.
+
+    Args:
+        files: the case's files, where this process reads them.
+        out_npz: the interim file written.
+        options: what is done to the grid.
+        named: the same case as the workflow names its files (default ``files``): the ``sources`` recorded,
+            from which later steps read the raw files again. A job without a shared filesystem reads copies
+            of the files (Snakemake's storage) kept elsewhere.
+
+    Raises:
+        ValueError: ``named`` is another case.
+    """
+    if named is not None and named.case_id != files.case_id:
+        raise ValueError(f"named: case {named.case_id} is not case {files.case_id}")
     options = options or IngestOptions()
     case = read_case(files, options.resample_to)
     arrays, transforms = prepare(case, options)
+    sources = case.sources if named is None else named.sources()
     meta = {
         "case_id": case.case_id,
         "layout": case.layout,
@@ -111,7 +128,7 @@ def ingest(files: CaseFiles, out_npz: Path, options: IngestOptions | None = None
         "geometry": case.geometry.to_dict(),
         "transforms": transforms,
         "spacing": transforms["spacing"],
-        "sources": case.sources,
+        "sources": sources,
         "channels": dict(files.channels),
         "has_label": case.has_label,
         "fingerprint": case_fingerprint(case, transforms["orientation"]["native_axcodes"]),
