@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -77,9 +78,9 @@ def measure_one(
         y = (torch.rand((tp.batch_size, 3, *tp.patch_size), generator=g) > 0.7).float().to(device)
     else:
         y = torch.randint(0, 4, (tp.batch_size, *tp.patch_size), generator=g).to(device)
-    times = []
+    times, cpu_times = [], []
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         optimizer.step()
@@ -87,7 +88,8 @@ def measure_one(
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    step = statistics.median(times)
+            cpu_times.append(time.process_time() - c0)
+    step = min(times)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "model": model_name,
@@ -96,7 +98,8 @@ def measure_one(
         "params": sum(p.numel() for p in model.parameters()),
         "outputs": model.n_outputs,
         "step_s": step,
-        "step_spread": (max(times) - min(times)) / step,
+        "median_step_s": statistics.median(times),
+        "cpu_s": statistics.median(cpu_times),
         "patches_per_s": tp.batch_size / step,
         "peak_rss_mib": peak,
         "train_rss_mib": peak - baseline,
@@ -153,6 +156,7 @@ def main() -> None:
         plan.append(("unet", swin_patch))
     plan.append(("unet", None))
 
+    load_before = os.getloadavg()[0]
     results = []
     for model, patch in plan:
         r = run_child(model, patch, args)
@@ -161,13 +165,16 @@ def main() -> None:
 
     first = results[0]
     print(
-        f"{cpu_model()}; device {first['device']}, {first['threads']} threads; batch {first['batch']}, "
-        f"4 channels, 3 outputs; median of {args.steps} steps after {args.warmup} warm-up"
+        f"{cpu_model()} ({os.cpu_count()} CPUs, load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after); device {first['device']}, {first['threads']} threads; batch "
+        f"{first['batch']}, 4 channels, 3 outputs; {args.steps} timed steps after {args.warmup} warm-up.\n"
+        "step: the fastest (least disturbed by other load); median step and median process CPU time beside it"
     )
     cuda = first["device"] == "cuda"
     header = (
-        "| model | patch | params (M) | outputs | step (s) | x unet step | patches/s | peak RSS (MiB) | "
-        "RSS over baseline (MiB) |" + (" CUDA peak (MiB) |" if cuda else "")
+        "| model | patch | params (M) | outputs | step (s) | x unet | median step (s) | CPU/step (s) "
+        "| x unet | patches/s | peak RSS (MiB) | RSS over baseline (MiB) |"
+        + (" CUDA peak (MiB) |" if cuda else "")
     )
     print(header)
     print("|" + "---|" * header.count(" |"))
@@ -176,7 +183,8 @@ def main() -> None:
         name = r["model"] + (" (repeat)" if i == len(results) - 1 else "")
         row = (
             f"| {name} | {r['patch'][0]}^3 | {r['params'] / 1e6:.2f} | {r['outputs']} | {r['step_s']:.3f} | "
-            f"{r['step_s'] / ref['step_s']:.2f} | {r['patches_per_s']:.2f} | {r['peak_rss_mib']:.0f} | "
+            f"{r['step_s'] / ref['step_s']:.2f} | {r['median_step_s']:.3f} | {r['cpu_s']:.2f} | "
+            f"{r['cpu_s'] / ref['cpu_s']:.2f} | {r['patches_per_s']:.2f} | {r['peak_rss_mib']:.0f} | "
             f"{r['train_rss_mib']:.0f} |"
         )
         if cuda:
