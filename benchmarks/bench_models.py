@@ -9,8 +9,9 @@ deterministic algorithms with ``train.num_threads`` CPU threads, on a random bat
 patches of ``train.patch_size`` with 4 channels (3 region outputs by default). Each model runs in its own
 process so that its peak memory (``ru_maxrss``; on CUDA also ``max_memory_allocated``) is its own; every
 process imports MONAI first, so the import is in every baseline alike. SwinUNETR needs multiples of 32: it
-runs at the next such size (64^3), beside the UNet at the same size. The UNet runs first and last at the
-default patch; ratios are against the first run, and the last shows the drift of the machine during the run.
+runs at the next such size (64^3), beside the UNet at the same size. Every model runs in each of ``--rounds``
+interleaved passes and its best round is reported, so that load from other processes on a shared machine
+disturbs every model alike and the least.
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per model (median reported)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="passes over every model, interleaved")
     parser.add_argument("--models", default="", help="comma-separated subset (default: every model)")
     parser.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
@@ -147,54 +149,61 @@ def main() -> None:
     from bratseg.config import SWINUNETR_DIVISOR
     from bratseg.models.registry import MODELS
 
-    names = [n for n in args.models.split(",") if n] or [n for n in MODELS if n != "unet"]
+    names = [n for n in args.models.split(",") if n] or list(MODELS)
     default = load_params("unet", None).train.patch_size[0]
     swin_patch = -(-default // SWINUNETR_DIVISOR) * SWINUNETR_DIVISOR
     plan: list[tuple[str, int | None]] = [("unet", None)]
     plan += [(n, swin_patch if n == "swinunetr" else None) for n in names if n != "unet"]
     if "swinunetr" in names and swin_patch != default:
         plan.append(("unet", swin_patch))
-    plan.append(("unet", None))
 
-    load_before = os.getloadavg()[0]
-    results = []
-    for model, patch in plan:
-        r = run_child(model, patch, args)
-        results.append(r)
-        print(f"  measured {model} at {r['patch']}: {r['step_s']:.3f} s/step", file=sys.stderr, flush=True)
+    loads = [os.getloadavg()[0]]
+    runs: dict[tuple[str, int | None], list[dict[str, Any]]] = {key: [] for key in plan}
+    for round_ in range(args.rounds):
+        for model, patch in plan:
+            r = run_child(model, patch, args)
+            runs[(model, patch)].append(r)
+            print(
+                f"  round {round_ + 1}: {model} at {r['patch']}: {r['step_s']:.3f} s/step",
+                file=sys.stderr,
+                flush=True,
+            )
+        loads.append(os.getloadavg()[0])
 
-    first = results[0]
+    # Per model, the best round (the least disturbed by other load on the machine).
+    best = {key: min(rs, key=lambda r: r["step_s"]) for key, rs in runs.items()}
+    first = best[("unet", None)]
     print(
-        f"{cpu_model()} ({os.cpu_count()} CPUs, load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after); device {first['device']}, {first['threads']} threads; batch "
-        f"{first['batch']}, 4 channels, 3 outputs; {args.steps} timed steps after {args.warmup} warm-up.\n"
-        "step: the fastest (least disturbed by other load); median step and median process CPU time beside it"
+        f"{cpu_model()} ({os.cpu_count()} CPUs; 1-min load average {', '.join(f'{v:.1f}' for v in loads)} "
+        f"before and after each round); device {first['device']}, {first['threads']} threads; batch "
+        f"{first['batch']}, 4 channels, 3 outputs; {args.rounds} interleaved rounds of {args.steps} timed "
+        f"steps after {args.warmup} warm-up, one process per model and round.\n"
+        "step: the fastest step of the best round; median step and median process CPU time of that round; "
+        "round spread: slowest round's fastest step / best round's"
     )
     cuda = first["device"] == "cuda"
     header = (
         "| model | patch | params (M) | outputs | step (s) | x unet | median step (s) | CPU/step (s) "
-        "| x unet | patches/s | peak RSS (MiB) | RSS over baseline (MiB) |"
+        "| x unet | patches/s | round spread | peak RSS (MiB) | RSS over baseline (MiB) |"
         + (" CUDA peak (MiB) |" if cuda else "")
     )
     print(header)
     print("|" + "---|" * header.count(" |"))
-    for i, r in enumerate(results):
-        ref = next(u for u in results if u["model"] == "unet" and u["patch"] == r["patch"])
-        name = r["model"] + (" (repeat)" if i == len(results) - 1 else "")
+    for key, r in best.items():
+        ref = best[("unet", key[1])]
+        spread = max(x["step_s"] for x in runs[key]) / r["step_s"]
         row = (
-            f"| {name} | {r['patch'][0]}^3 | {r['params'] / 1e6:.2f} | {r['outputs']} | {r['step_s']:.3f} | "
-            f"{r['step_s'] / ref['step_s']:.2f} | {r['median_step_s']:.3f} | {r['cpu_s']:.2f} | "
-            f"{r['cpu_s'] / ref['cpu_s']:.2f} | {r['patches_per_s']:.2f} | {r['peak_rss_mib']:.0f} | "
-            f"{r['train_rss_mib']:.0f} |"
+            f"| {r['model']} | {r['patch'][0]}^3 | {r['params'] / 1e6:.2f} | {r['outputs']} | "
+            f"{r['step_s']:.3f} | {r['step_s'] / ref['step_s']:.2f} | {r['median_step_s']:.3f} | "
+            f"{r['cpu_s']:.2f} | {r['cpu_s'] / ref['cpu_s']:.2f} | {r['patches_per_s']:.2f} | {spread:.2f} | "
+            f"{r['peak_rss_mib']:.0f} | {r['train_rss_mib']:.0f} |"
         )
         if cuda:
             row += f" {r['cuda_peak_mib']:.0f} |"
         print(row)
-    for r in results:
+    for r in best.values():
         if r["model"] == "unet2d":  # its patches are stacks of axial slices
             print(f"\nunet2d: {r['patches_per_s'] * r['patch'][2]:.1f} slices/s ({r['patch'][2]} per patch)")
-    drift = results[-1]["step_s"] / first["step_s"]
-    print(f"\nunet repeated at the end: {drift:.2f} x its first step time (machine drift during the run)")
 
 
 if __name__ == "__main__":
