@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -162,12 +163,101 @@ class SplitParams(_Section):
 
 @dataclass(frozen=True)
 class NetParams(_Section):
+    """The UNet family: ``unet``, ``resunet``, ``attention_unet`` and the 2D slice network ``unet2d``."""
+
     depth: int
     base_width: int
     max_width: int
     norm: str
     dropout: float
     deep_supervision: bool
+
+
+@dataclass(frozen=True)
+class SegResNetParams(_Section):
+    """MONAI's SegResNet (``segresnet``); no deep supervision."""
+
+    init_filters: int
+    blocks_down: tuple[int, ...]
+    blocks_up: tuple[int, ...]
+    norm: str
+    num_groups: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class SwinUNETRParams(_Section):
+    """MONAI's SwinUNETR (``swinunetr``); no deep supervision."""
+
+    feature_size: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    window_size: int
+    norm: str
+    dropout: float
+    attn_dropout: float
+    drop_path: float
+    use_v2: bool
+
+
+@dataclass(frozen=True)
+class DynUNetParams(_Section):
+    """MONAI's DynUNet, the nnU-Net network (``dynunet``)."""
+
+    depth: int
+    base_width: int
+    max_width: int
+    norm: str
+    dropout: float
+    res_block: bool
+    deep_supervision: bool
+
+
+#: The settings of any one architecture (``Params.net``).
+ModelParams = NetParams | SegResNetParams | SwinUNETRParams | DynUNetParams
+
+#: ``model`` name → the dataclass of its params section (the section has the model's name).
+MODEL_SECTIONS: Mapping[str, type[ModelParams]] = types.MappingProxyType(
+    {
+        "unet": NetParams,
+        "resunet": NetParams,
+        "attention_unet": NetParams,
+        "unet2d": NetParams,
+        "segresnet": SegResNetParams,
+        "swinunetr": SwinUNETRParams,
+        "dynunet": DynUNetParams,
+    }
+)
+
+#: SwinUNETR: every input size a multiple of its patch embedding (2) times 4 patch mergings (2 each).
+SWINUNETR_DIVISOR = 32
+
+
+def model_params(model: str, data: Mapping[str, Any]) -> ModelParams:
+    """The typed params section of ``model`` from its mapping (e.g. a checkpoint's ``meta["net"]``).
+
+    Raises:
+        ConfigError: if ``model`` is unknown or ``data`` has unknown or missing keys.
+    """
+    if model not in MODEL_SECTIONS:
+        raise ConfigError(f"unknown model {model!r}; valid names: {sorted(MODEL_SECTIONS)}")
+    return MODEL_SECTIONS[model].from_dict(data)
+
+
+def patch_divisors(model: str, net: ModelParams) -> tuple[tuple[int, int, int], str]:
+    """What ``train.patch_size`` must be divisible by, per axis, for ``model`` with settings ``net``, and the
+    rule in words (for the error message). The networks check the same at run time (``size_divisor``)."""
+    if isinstance(net, SegResNetParams):
+        d = 2 ** (len(net.blocks_down) - 1)
+        return (d, d, d), f"2**(len({model}.blocks_down) - 1) = {d}"
+    if isinstance(net, SwinUNETRParams):
+        d = SWINUNETR_DIVISOR
+        return (d, d, d), f"{d} ({model}: patch embedding 2 x 4 patch mergings)"
+    d = 2 ** (net.depth - 1)
+    rule = f"2**({model}.depth - 1) = {d}"
+    if model == "unet2d":
+        return (d, d, 1), rule + " (X and Y; Z is the slice axis)"
+    return (d, d, d), rule
 
 
 @dataclass(frozen=True)
@@ -260,6 +350,11 @@ class Params(_Section):
     split: SplitParams
     unet: NetParams
     resunet: NetParams
+    attention_unet: NetParams
+    unet2d: NetParams
+    segresnet: SegResNetParams
+    swinunetr: SwinUNETRParams
+    dynunet: DynUNetParams
     train: TrainParams
     tracking: TrackingParams
     inference: InferenceParams
@@ -268,9 +363,9 @@ class Params(_Section):
     report: ReportParams
 
     @property
-    def net(self) -> NetParams:
+    def net(self) -> ModelParams:
         """Settings of the selected architecture (``model``)."""
-        net: NetParams = getattr(self, self.model)
+        net: ModelParams = getattr(self, self.model)
         return net
 
 
@@ -292,18 +387,49 @@ def validate(raw: Mapping[str, Any], schema: Mapping[str, Any], source: str = "p
         raise ConfigError(f"{source}: {_key_path(err)}: {err.message}{more}")
 
 
+def _check_model_section(model: str, net: ModelParams, source: str) -> None:
+    """Constraints between the keys of one architecture's section (ranges are the schema's)."""
+    if isinstance(net, NetParams | DynUNetParams) and net.max_width < net.base_width:
+        raise ConfigError(
+            f"{source}: {model}.max_width: {net.max_width} is below {model}.base_width ({net.base_width})"
+        )
+    if isinstance(net, SegResNetParams):
+        if len(net.blocks_up) != len(net.blocks_down) - 1:
+            raise ConfigError(
+                f"{source}: {model}.blocks_up: needs len({model}.blocks_down) - 1"
+                f" = {len(net.blocks_down) - 1} entries, got {len(net.blocks_up)}"
+            )
+        if net.norm == "group" and net.init_filters % net.num_groups:
+            raise ConfigError(
+                f"{source}: {model}.num_groups: {net.num_groups} does not divide {model}.init_filters"
+                f" ({net.init_filters})"
+            )
+    if isinstance(net, SwinUNETRParams):
+        for stage, heads in enumerate(net.num_heads):
+            width = net.feature_size * 2**stage
+            if width % heads:
+                raise ConfigError(
+                    f"{source}: {model}.num_heads[{stage}]: {heads} does not divide the stage width"
+                    f" {model}.feature_size * 2**{stage} = {width}"
+                )
+
+
 def parse_params(raw: Mapping[str, Any], schema: Mapping[str, Any], source: str = "params.yaml") -> Params:
     """Validate ``raw`` and build the typed :class:`Params`, checking constraints that span keys."""
     validate(raw, schema, source)
     params = Params.from_dict(raw)
-    depth = params.net.depth
-    for axis, size in enumerate(params.train.patch_size):
-        if size % 2 ** (depth - 1):
-            raise ConfigError(
-                f"{source}: train.patch_size[{axis}]: {size} is not divisible by "
-                f"2**({params.model}.depth - 1)"
-                f" = {2 ** (depth - 1)}"
-            )
+    for model in MODEL_SECTIONS:
+        _check_model_section(model, getattr(params, model), source)
+    divisors, rule = patch_divisors(params.model, params.net)
+    for axis, (size, divisor) in enumerate(zip(params.train.patch_size, divisors, strict=True)):
+        if size % divisor:
+            raise ConfigError(f"{source}: train.patch_size[{axis}]: {size} is not divisible by {rule}")
+    coarsest = math.prod(s // d for s, d in zip(params.train.patch_size, divisors, strict=True) if d > 1)
+    if params.net.norm == "instance" and coarsest < 2:
+        raise ConfigError(
+            f"{source}: train.patch_size: {list(params.train.patch_size)} leaves one voxel at the coarsest"
+            f" level of {params.model} ({rule}), too few for {params.model}.norm: instance"
+        )
     tp = params.train
     if tp.batch_size % tp.nproc:
         raise ConfigError(

@@ -1,4 +1,5 @@
-"""Shapes, argument checks and structure of the UNet family (tiny widths so that everything runs on CPU)."""
+"""Shapes, argument checks and structure of the UNet family: UNet, ResUNet, Attention UNet and the 2D core
+(tiny widths so that everything runs on CPU)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import torch
 from torch import nn
 
 from bratseg.config import NetParams
-from bratseg.models import MODELS, UNet3D, build_model
+from bratseg.models import UNet3D, build_model
+from bratseg.models.attention import AttentionGate
 from bratseg.models.blocks import ConvNormAct, PlainBlock, ResidualBlock, make_block, make_norm
+
+#: The names of params.yaml's ``model`` built as a UNet3D.
+FAMILY = ("unet", "resunet", "attention_unet")
 
 
 def net_params(**overrides: Any) -> NetParams:
@@ -33,7 +38,7 @@ def n_params(model: nn.Module) -> int:
 # (name, net settings, in/out channels, input shape) -> output shapes checked below
 SHAPE_CASES = [
     (name, depth, norm, ds)
-    for name in ("unet", "resunet")
+    for name in FAMILY
     for depth in (2, 3, 4)
     for norm in ("instance", "batch")
     for ds in (False, True)
@@ -94,6 +99,9 @@ def test_widths_are_capped(kwargs: dict[str, Any], widths: tuple[int, ...]) -> N
         ((4, 3), {"norm": "group"}, "norm"),
         ((4, 3), {"dropout": 1.0}, "dropout"),
         ((4, 3), {"dropout": -0.1}, "dropout"),
+        ((4, 3), {"gate": "multiplicative"}, "gate"),
+        ((4, 3), {"spatial_dims": 1}, "spatial_dims"),
+        ((4, 3), {"deep_supervision": "yes"}, "deep_supervision"),
     ],
 )
 def test_illegal_arguments(args: tuple[int, int], kwargs: dict[str, Any], argument: str) -> None:
@@ -137,17 +145,18 @@ def test_bad_input_shapes(depth: int, shape: tuple[int, ...], message: str) -> N
         model(torch.zeros(shape))
 
 
-def test_registry_maps_names_to_block_types() -> None:
-    assert dict(MODELS) == {"unet": "plain", "resunet": "residual"}
-    with pytest.raises(TypeError):
-        MODELS["vnet"] = "plain"  # type: ignore[index]
-
-
-def test_both_variants_share_one_class() -> None:
+def test_the_variants_share_one_class() -> None:
     unet = build_model("unet", 4, 3, net_params())
     resunet = build_model("resunet", 4, 3, net_params())
-    assert type(unet) is type(resunet) is UNet3D
-    assert (unet.block, resunet.block) == ("plain", "residual")
+    attention = build_model("attention_unet", 4, 3, net_params())
+    assert isinstance(unet, UNet3D) and isinstance(resunet, UNet3D) and isinstance(attention, UNet3D)
+    assert type(unet) is type(resunet) is type(attention) is UNet3D
+    assert (unet.block, resunet.block, attention.block) == ("plain", "residual", "plain")
+    assert (unet.gate, resunet.gate, attention.gate) == ("none", "none", "additive")
+    assert len(unet.gates) == len(resunet.gates) == 0
+    assert [type(g) for g in attention.gates] == [AttentionGate] * 2
+    # the gates are the only addition: the rest of the state is the UNet's, in the same order
+    assert [k for k in attention.state_dict() if not k.startswith("gates.")] == list(unet.state_dict())
     # same skeleton: only the blocks differ
     assert [type(m) for m in unet.downsamples] == [type(m) for m in resunet.downsamples] == [ConvNormAct] * 2
     assert all(isinstance(b, PlainBlock) for b in [*unet.encoder, *unet.decoder])
@@ -176,14 +185,20 @@ def test_residual_block_adds_its_input() -> None:
     assert not torch.allclose(plain(x), nn.functional.leaky_relu(x, 0.01))
 
 
-def test_no_pooling_or_interpolation() -> None:
-    model = build_model("resunet", 4, 3, net_params(depth=4, dropout=0.2))
+@pytest.mark.parametrize("name", ["resunet", "attention_unet"])
+def test_no_pooling_or_interpolation(name: str) -> None:
+    model = build_model(name, 4, 3, net_params(depth=4, dropout=0.2))
     kinds = {type(m) for m in model.modules()}
     assert not kinds & {nn.MaxPool3d, nn.AvgPool3d, nn.Upsample}
     assert sum(isinstance(m, nn.ConvTranspose3d) for m in model.modules()) == 3
     strided = [m for m in model.modules() if isinstance(m, nn.Conv3d) and m.stride == (2, 2, 2)]
     assert len(strided) == 3 and all(m.kernel_size == (3, 3, 3) for m in strided)
     assert sum(isinstance(m, nn.Dropout3d) for m in model.modules()) == 4 + 3
+    # attention gates only add 1x1x1 convolutions
+    others = [
+        m for m in model.modules() if isinstance(m, nn.Conv3d) and m.kernel_size not in ((3, 3, 3), (2, 2, 2))
+    ]
+    assert all(m.kernel_size == (1, 1, 1) for m in others)
     norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm3d | nn.BatchNorm3d)]
     assert norms and all(isinstance(m, nn.InstanceNorm3d) and m.affine for m in norms)
 
@@ -216,7 +231,7 @@ def test_initialisation() -> None:
     assert abs(conv.weight.std().item() / expected - 1) < 0.1
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", FAMILY)
 def test_same_seed_same_weights_and_outputs(name: str) -> None:
     def make() -> UNet3D:
         torch.manual_seed(123)
@@ -236,7 +251,7 @@ def test_same_seed_same_weights_and_outputs(name: str) -> None:
     assert not torch.equal(c.state_dict()["heads.0.weight"], a.state_dict()["heads.0.weight"])
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", FAMILY)
 def test_backward_reaches_every_used_parameter(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, 4, 3, net_params(depth=3, deep_supervision=True))
@@ -245,3 +260,51 @@ def test_backward_reaches_every_used_parameter(name: str) -> None:
     torch.stack([o.square().mean() for o in outputs]).sum().backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+
+
+def test_unet_initialisation_is_unchanged_by_the_gates_option() -> None:
+    """Without gates the UNet consumes the random stream as it always did: same seed, same weights as a
+    network built before the option existed would have (checked against the first encoder convolution)."""
+    torch.manual_seed(0)
+    plain = UNet3D(4, 3, depth=3, base_width=4)
+    torch.manual_seed(0)
+    gated = UNet3D(4, 3, depth=3, base_width=4, gate="additive")
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, gated.state_dict()[key]), key
+
+
+@pytest.mark.parametrize(
+    ("depth", "spatial", "deep_supervision", "expected"),
+    [
+        (2, (8, 6), False, [(2, 5, 8, 6)]),
+        (3, (16, 12), True, [(2, 5, 16, 12), (2, 5, 8, 6)]),
+        (4, (8, 16), True, [(2, 5, 8, 16), (2, 5, 4, 8), (2, 5, 2, 4)]),
+    ],
+)
+@pytest.mark.parametrize("gate", ["none", "additive"])
+def test_2d_core_shapes(
+    depth: int, spatial: tuple[int, int], deep_supervision: bool, expected: list[tuple[int, ...]], gate: str
+) -> None:
+    model = UNet3D(
+        3,
+        5,
+        depth=depth,
+        base_width=4,
+        deep_supervision=deep_supervision,
+        gate=gate,
+        spatial_dims=2,  # type: ignore[arg-type]
+    )
+    assert all(not isinstance(m, nn.Conv3d | nn.ConvTranspose3d | nn.InstanceNorm3d) for m in model.modules())
+    out = model.train()(torch.randn(2, 3, *spatial))
+    outputs = out if isinstance(out, list) else [out]
+    assert [tuple(o.shape) for o in outputs] == expected
+    assert model.spatial_divisors == (2 ** (depth - 1),) * 2
+    with pytest.raises(ValueError, match=r"shape \(B, C, X, Y\)"):
+        model(torch.randn(1, 3, *spatial, 4))
+
+
+def test_2d_core_uses_2d_layers() -> None:
+    model = UNet3D(2, 2, depth=2, base_width=4, norm="batch", dropout=0.1, block="residual", spatial_dims=2)
+    kinds = {type(m) for m in model.modules()}
+    assert {nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.Dropout2d} <= kinds
+    assert not kinds & {nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.Dropout3d}

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from bratseg.cache import CachedCase
-from bratseg.config import InferenceParams, NetParams, PostprocessParams
+from bratseg.config import InferenceParams, PostprocessParams, model_params
 from bratseg.inference.postprocess import postprocess, probabilities_to_classes
 from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import Geometry, save_nifti
@@ -60,7 +60,7 @@ class TrainedModel:
         state = load_checkpoint(path, map_location=device)
         meta = state["meta"]
         net = build_model(
-            meta["model"], meta["in_channels"], meta["out_channels"], NetParams.from_dict(meta["net"])
+            meta["model"], meta["in_channels"], meta["out_channels"], model_params(meta["model"], meta["net"])
         )
         net.load_state_dict(state["model"])
         net.to(device).eval()

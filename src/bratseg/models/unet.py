@@ -1,39 +1,70 @@
-"""One parameterised 3D UNet family; the UNet and the ResUNet differ only by the block type.
+"""One parameterised UNet family; UNet, ResUNet and Attention UNet differ only by the block and the gate.
 
 Layout, for ``depth`` resolution levels with widths ``w[l] = min(base_width * 2**l, max_width)``::
 
-    level 0    block(in → w0) ──────────────── skip ──→ cat → block(2·w0 → w0) → head → logits
-    level 1    down → block(w1 → w1) ── skip ──→ cat → block(2·w1 → w1) → head (deep supervision)
-    ...                                        ↑ up(w[l+1] → w[l])
-    level d-1  down → block (bottleneck) ──────┘
+    level 0    block(in → w0) ───────── skip ─→ [gate] → cat → block(2·w0 → w0) → head → logits
+    level 1    down → block(w1 → w1) ── skip ─→ [gate] → cat → block(2·w1 → w1) → head (deep supervision)
+    ...                                            ↑ up(w[l+1] → w[l]) (also the gating signal)
+    level d-1  down → block (bottleneck) ──────────┘
 
 - ``down`` is a strided (2) 3×3×3 convolution + norm + LeakyReLU, never max-pooling;
 - ``up`` is a transposed convolution (kernel 2, stride 2), never trilinear or nearest interpolation, so
   the CUDA backward pass has deterministic kernels under ``torch.use_deterministic_algorithms(True)``;
-- skips are concatenated (skip first, then the upsampled features);
+- skips are concatenated (skip first, then the upsampled features); with ``gate="additive"`` each skip is
+  first multiplied by the coefficients of an :class:`~bratseg.models.attention.AttentionGate` whose gating
+  signal is the upsampled coarser level (Attention U-Net, Oktay et al. 2018);
 - each decoder level has its own 1×1×1 output head; the full-resolution head gives the logits and the others
   are used for deep supervision only. The heads always exist, so a checkpoint does not depend on
   ``deep_supervision``, which is a runtime switch.
+
+``spatial_dims=2`` builds the same network with 2D convolutions over ``(B, C, X, Y)`` slices, the core of
+:class:`~bratseg.models.slices.SliceUNet`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 from bratseg.errors import check_choice
-from bratseg.models.blocks import BLOCKS, NEGATIVE_SLOPE, NORMS, ConvNormAct, make_block
+from bratseg.models.attention import AttentionGate
+from bratseg.models.base import SegmentationNet, check_bool, check_fraction, check_positive
+from bratseg.models.blocks import (
+    BLOCKS,
+    NEGATIVE_SLOPE,
+    NORMS,
+    ConvNormAct,
+    check_spatial_dims,
+    conv_class,
+    make_block,
+    transposed_conv_class,
+)
+
+GateKind = Literal["none", "additive"]
+GATES: tuple[str, ...] = get_args(GateKind)
+
+_CONVS = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_NORMS = (nn.InstanceNorm2d, nn.InstanceNorm3d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _initialise(root: nn.Module) -> None:
+    """Kaiming normal (``a=0.01``, fan-in) convolution weights, zero biases, unit/zero affine norms, in module
+    order."""
+    for module in root.modules():
+        if isinstance(module, _CONVS):
+            nn.init.kaiming_normal_(module.weight, a=NEGATIVE_SLOPE)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, _NORMS) and module.affine:
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
 
-class UNet3D(nn.Module):
-    """3D UNet (``block="plain"``) or residual UNet (``block="residual"``) for volumetric segmentation.
+class UNet3D(SegmentationNet):
+    """3D UNet (``block="plain"``), residual UNet (``block="residual"``) or Attention UNet
+    (``gate="additive"``) for volumetric segmentation.
 
     Args:
         in_channels: input channels (the MRI sequences, 4 for BraTS).
@@ -47,6 +78,8 @@ class UNet3D(nn.Module):
         norm: ``"instance"`` (``InstanceNorm3d(affine=True)``) or ``"batch"`` (``BatchNorm3d``).
         dropout: ``Dropout3d`` probability between the two convolutions of each block, in [0, 1).
         deep_supervision: in training mode, return the logits of every decoder level (see :meth:`forward`).
+        gate: ``"none"`` (plain skips) or ``"additive"`` (an attention gate on every skip).
+        spatial_dims: 3 (volumes), or 2 for the 2D network over ``(B, C, X, Y)`` slices.
 
     Raises:
         ValueError: naming the argument, if one is out of range or unknown.
@@ -64,58 +97,73 @@ class UNet3D(nn.Module):
         norm: Literal["instance", "batch"] = "instance",
         dropout: float = 0.0,
         deep_supervision: bool = False,
+        gate: Literal["none", "additive"] = "none",
+        spatial_dims: Literal[2, 3] = 3,
     ) -> None:
-        super().__init__()
-        _check_positive("in_channels", in_channels)
-        _check_positive("out_channels", out_channels)
-        _check_positive("base_width", base_width)
-        _check_positive("max_width", max_width)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an integer of at least 2, got {depth!r}")
+        check_spatial_dims(spatial_dims)
+        divisor = int(2 ** (depth - 1))
+        super().__init__(
+            in_channels,
+            out_channels,
+            divisors=(divisor,) * spatial_dims,
+            divisor_rule=f"2**(depth-1) = {divisor}",
+        )
+        check_positive("base_width", base_width)
+        check_positive("max_width", max_width)
         if max_width < base_width:
             raise ValueError(f"max_width ({max_width}) must be at least base_width ({base_width})")
         check_choice("block", block, BLOCKS)
         check_choice("norm", norm, NORMS)
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        check_fraction("dropout", dropout)
+        check_bool("deep_supervision", deep_supervision)
+        check_choice("gate", gate, GATES)
 
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.depth = depth
         self.block = block
         self.norm = norm
-        self.deep_supervision = bool(deep_supervision)
+        self.gate = gate
+        self.spatial_dims = spatial_dims
+        self.deep_supervision = deep_supervision
         self.widths: tuple[int, ...] = tuple(min(base_width * 2**level, max_width) for level in range(depth))
-        w = self.widths
+        w, dims = self.widths, spatial_dims
         dropout = float(dropout)
 
-        self.encoder = nn.ModuleList([make_block(block, in_channels, w[0], norm=norm, dropout=dropout)])
+        self.encoder = nn.ModuleList(
+            [make_block(block, in_channels, w[0], norm=norm, dropout=dropout, spatial_dims=dims)]
+        )
         self.downsamples = nn.ModuleList()
         for level in range(1, depth):
-            self.downsamples.append(ConvNormAct(w[level - 1], w[level], norm=norm, stride=2))
-            self.encoder.append(make_block(block, w[level], w[level], norm=norm, dropout=dropout))
+            self.downsamples.append(
+                ConvNormAct(w[level - 1], w[level], norm=norm, stride=2, spatial_dims=dims)
+            )
+            self.encoder.append(
+                make_block(block, w[level], w[level], norm=norm, dropout=dropout, spatial_dims=dims)
+            )
         # Decoder modules are indexed by the level they produce (0 = full resolution).
+        up, conv = transposed_conv_class(dims), conv_class(dims)
         self.upsamples = nn.ModuleList(
-            [
-                nn.ConvTranspose3d(w[level + 1], w[level], kernel_size=2, stride=2)
-                for level in range(depth - 1)
-            ]
+            [up(w[level + 1], w[level], kernel_size=2, stride=2) for level in range(depth - 1)]
         )
         self.decoder = nn.ModuleList(
             [
-                make_block(block, 2 * w[level], w[level], norm=norm, dropout=dropout)
+                make_block(block, 2 * w[level], w[level], norm=norm, dropout=dropout, spatial_dims=dims)
                 for level in range(depth - 1)
             ]
         )
         self.heads = nn.ModuleList(
-            [nn.Conv3d(w[level], out_channels, kernel_size=1) for level in range(depth - 1)]
+            [conv(w[level], out_channels, kernel_size=1) for level in range(depth - 1)]
         )
+        # Gates come last, after the UNet's own initialisation: with or without them, the same seed gives the
+        # same UNet weights, so the Attention UNet differs from the UNet by its gates only.
+        self.gates = nn.ModuleList()
         self.reset_parameters()
-
-    @property
-    def size_divisor(self) -> int:
-        """Every spatial size of the input must be a multiple of this: ``2**(depth-1)``."""
-        return int(2 ** (self.depth - 1))
+        if gate == "additive":
+            self.gates.extend(
+                AttentionGate(w[level], w[level], max(w[level] // 2, 1), dims) for level in range(depth - 1)
+            )
+            _initialise(self.gates)
 
     @property
     def n_outputs(self) -> int:
@@ -129,34 +177,14 @@ class UNet3D(nn.Module):
         Convolutions and transposed convolutions: Kaiming normal (``a=0.01``, fan-in); biases: zeros; affine
         norm weights: ones, biases: zeros.
         """
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d | nn.ConvTranspose3d):
-                nn.init.kaiming_normal_(module.weight, a=NEGATIVE_SLOPE)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.InstanceNorm3d | nn.BatchNorm3d) and module.affine:
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    def check_input(self, x: Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is ``(B, in_channels, X, Y, Z)`` with sizes divisible by
-        :attr:`size_divisor`."""
-        if x.ndim != 5:
-            raise ValueError(f"input must have shape (B, C, X, Y, Z), got {tuple(x.shape)}")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"input has {x.shape[1]} channels, the model expects {self.in_channels}")
-        spatial = tuple(int(s) for s in x.shape[2:])
-        divisor = self.size_divisor
-        if any(s % divisor for s in spatial):
-            raise ValueError(
-                f"input spatial size {spatial} must be divisible by 2**(depth-1) = {divisor} along every axis"
-            )
+        _initialise(self)
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         """Segment a batch of volumes.
 
         Args:
-            x: ``(B, in_channels, X, Y, Z)`` with ``X, Y, Z`` divisible by ``2**(depth-1)``.
+            x: ``(B, in_channels, X, Y, Z)`` with ``X, Y, Z`` divisible by ``2**(depth-1)``
+                (``(B, in_channels, X, Y)`` for ``spatial_dims=2``).
 
         Returns:
             Logits ``(B, out_channels, X, Y, Z)``; with deep supervision in training mode, the list of
@@ -175,7 +203,8 @@ class UNet3D(nn.Module):
         outputs: list[Tensor] = []
         for level in reversed(range(self.depth - 1)):
             h = self.upsamples[level](h)
-            h = self.decoder[level](torch.cat([skips[level], h], dim=1))
+            skip = self.gates[level](skips[level], h) if self.gates else skips[level]
+            h = self.decoder[level](torch.cat([skip, h], dim=1))
             if supervise or level == 0:
                 outputs.append(self.heads[level](h))
         if supervise:
