@@ -21,6 +21,9 @@ from bratseg.cohort.fields import F32
 
 F64 = npt.NDArray[np.float64]
 TEMPLATE_NAME = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
+#: Centres (template mm) of the left and right lateral ventricles: the centroid per hemisphere of the deep
+#: (> 15 mm from the brain's edge) CSF component of the template that holds them, rounded.
+VENTRICLE_CENTRES_MM = ((-15.0, -17.0, 15.0), (15.0, -17.0, 15.0))
 
 
 def template_dir() -> Path:
@@ -136,3 +139,22 @@ class Anatomy:
         out = np.zeros(self.flat.size, dtype=np.float32)
         out[self.in_box(box) if sel is None else sel] = values[self.brain[box]]
         return out
+
+
+def widen_csf(anatomy: Anatomy, amount: float) -> Anatomy:
+    """Atrophy: CSF fraction ``c -> 1 - (1 - c) ** (1 + amount)``; grey and white matter share the rest.
+
+    Voxels of pure tissue are unchanged; partial-volume voxels at sulci and ventricles gain CSF, which widens
+    them. ``amount`` 0 returns ``anatomy`` itself.
+    """
+    if amount < 0:
+        raise ValueError(f"amount must be >= 0, got {amount}")
+    if amount == 0:
+        return anatomy
+    tissue = np.float32(1.0) - anatomy.csf
+    new_tissue = np.power(np.maximum(tissue, np.float32(0.0)), np.float32(1.0 + amount))
+    scale = new_tissue / np.maximum(tissue, np.float32(1e-6))
+    return Anatomy(
+        anatomy.brain, anatomy.flat, anatomy.wm * scale, anatomy.gm * scale, np.float32(1.0) - new_tissue,
+        anatomy.texture,
+    )
