@@ -179,6 +179,18 @@ class AugmentParams(_Section):
     intensity_scale: float
     intensity_shift: float
     rotation_deg: float
+    scale: float
+    spatial_p: float
+    contrast: float
+    contrast_p: float
+    gamma: float
+    gamma_p: float
+    low_res: float
+    low_res_p: float
+    blur_sigma: float
+    blur_p: float
+    noise_std: float
+    noise_p: float
 
 
 @dataclass(frozen=True)
