@@ -50,12 +50,20 @@ class Templates:
 
 
 def _read(name: str) -> tuple[F32, F64]:
+    """A template as float32 in C order, values / 255 (the files hold uint8 probabilities and intensities).
+
+    The uint8 voxels are put in C order before the conversion to float32 (four times less memory traffic).
+    """
     path = template_dir() / TEMPLATE_NAME.format(name)
     if not path.exists():
         raise FileNotFoundError(f"template {path} not found (is nilearn installed with its package data?)")
     img = nib.Nifti1Image.from_filename(path)
-    data = np.asarray(img.dataobj, dtype=np.float32) / np.float32(255.0)
-    return np.ascontiguousarray(data), np.asarray(img.affine, dtype=np.float64)
+    proxy = img.dataobj
+    plain = getattr(proxy, "slope", 1.0) == 1.0 and getattr(proxy, "inter", 0.0) == 0.0
+    raw = np.asanyarray(proxy.get_unscaled()) if plain else np.asarray(proxy, dtype=np.float32)
+    data = np.ascontiguousarray(raw).astype(np.float32)
+    data /= np.float32(255.0)
+    return data, np.asarray(img.affine, dtype=np.float64)
 
 
 @functools.lru_cache(maxsize=1)
