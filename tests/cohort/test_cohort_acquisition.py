@@ -116,6 +116,17 @@ def test_each_randomisation_changes_only_its_own_stage(case_of):
     assert not np.any((stripped.seg > 0) & ~stripped.brain_mask)
 
 
+def test_ventricles_widen_or_narrow_with_the_drawn_push(case_of):
+    def fluid(case) -> int:  # deep, CSF-bright voxels on T2 (the tumour is the same in both cases)
+        return int((case.images["t2"] > 2.0 * case.images["t2"][case.white_matter].mean()).sum())
+
+    for index in range(3):
+        plain, moved = case_of(index), case_of(index, ventricle_mm=8.0)
+        push = moved.provenance["ventricle_push_mm"]
+        assert plain.provenance["ventricle_push_mm"] == 0.0 and push != 0.0
+        assert (fluid(moved) - fluid(plain)) * push > 0, f"case {index}: push {push:.1f} mm"
+
+
 def test_atrophy_widens_the_csf_spaces(case_of):
     def fluid(case) -> int:  # voxels far brighter than white matter on T2: CSF (and the tumour, unchanged)
         return int((case.images["t2"] > 2.0 * case.images["t2"][case.white_matter].mean()).sum())
@@ -133,3 +144,16 @@ def test_heldout_variant_draws_other_shapes_and_contrast(case_of):
     for m in MODALITIES:
         assert np.all(heldout.images[m][~heldout.brain_mask] == 0)
         assert np.all(heldout.images[m][heldout.brain_mask] >= 1)
+
+
+def test_ventricle_centres_lie_in_the_templates_lateral_ventricles():
+    from bratseg.cohort.anatomy import VENTRICLE_CENTRES_MM
+
+    t = load_templates()
+    inv = np.linalg.inv(t.vox_to_mm)
+    csf = np.clip(t.mask - t.gm - t.wm, 0.0, 1.0)
+    for centre in VENTRICLE_CENTRES_MM:
+        vox = inv[:3, :3] @ np.asarray(centre) + inv[:3, 3]
+        points = vox[:, None] + np.indices((5, 5, 5)).reshape(3, -1) - 2
+        near = ndimage.map_coordinates(csf, points, order=1)
+        assert near.mean() > 0.5, f"{centre}: not inside CSF"

@@ -21,9 +21,10 @@ from bratseg.cohort.fields import F32
 
 F64 = npt.NDArray[np.float64]
 TEMPLATE_NAME = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-#: Centres (template mm) of the left and right lateral ventricles: the centroid per hemisphere of the deep
-#: (> 15 mm from the brain's edge) CSF component of the template that holds them, rounded.
-VENTRICLE_CENTRES_MM = ((-15.0, -17.0, 15.0), (15.0, -17.0, 15.0))
+#: Points (template mm) inside the lateral ventricles, left and right: the most interior voxel (farthest from
+#: the CSF boundary) of the deep (> 15 mm from the brain's edge) ventricle component, in front of and behind
+#: y = -15 mm (the bodies near the frontal horns, and the atria), per hemisphere.
+VENTRICLE_CENTRES_MM = ((-5.0, 1.0, 17.0), (5.0, 1.0, 17.0), (-21.0, -38.0, 17.0), (21.0, -38.0, 17.0))
 
 
 def template_dir() -> Path:

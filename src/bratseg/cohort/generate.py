@@ -48,7 +48,7 @@ from bratseg.layouts import LAYOUTS, MODALITIES
 MAX_MASS_EFFECT_RATIO = 0.5
 #: Radius (mm) of the ventricle enlargement around each lateral ventricle's centre, and its draw range
 #: relative to ``ventricle_mm`` (negative: narrower ventricles).
-VENTRICLE_RADIUS_MM, VENTRICLE_DRAW = 14.0, (-0.3, 1.0)
+VENTRICLE_RADIUS_MM, VENTRICLE_DRAW = 10.0, (-0.3, 1.0)
 #: White-matter fraction above which a voxel counts as white matter for bias-quality measures.
 WM_THRESHOLD = 0.8
 #: Lower end of the per-case bias half-range and noise level, relative to ``bias_field`` and ``noise``.
@@ -127,9 +127,9 @@ def generate_case(index: int, params: CohortParams) -> SyntheticCase:
     if kind == "non_enhancing":
         push *= 0.5
     masses = [MassEffect(foci[0].centre_mm, core_mm, push)]
+    amp = params.ventricle_mm * float(rng.uniform(*VENTRICLE_DRAW))  # one atrophy (or youth) for all
+    amp = float(np.clip(amp, -0.25 * VENTRICLE_RADIUS_MM, 0.4 * VENTRICLE_RADIUS_MM))
     for centre in VENTRICLE_CENTRES_MM:
-        amp = params.ventricle_mm * float(rng.uniform(*VENTRICLE_DRAW))
-        amp = float(np.clip(amp, -0.3 * VENTRICLE_RADIUS_MM, MAX_MASS_EFFECT_RATIO * VENTRICLE_RADIUS_MM))
         masses.append(MassEffect(to_grid(np.asarray(centre)), VENTRICLE_RADIUS_MM, amp))
     anatomy = resample(templates, warp, shape, voxel, masses)
     anatomy = widen_csf(anatomy, params.atrophy * float(rng.random()))
@@ -198,6 +198,7 @@ def generate_case(index: int, params: CohortParams) -> SyntheticCase:
             "foci": len(spec.foci),
             "lobes": [len(f.lobes) for f in spec.foci],
             "core_mm": round(core_mm, 3),
+            "ventricle_push_mm": amp,
             "distractors": len(blobs),
             "skull_strip": stripped,
             "bias_half_range": half_range,
