@@ -15,6 +15,8 @@ from bratseg.io import Geometry
 from bratseg.labels import BRATS_2021, ET, RC, SNFH, UnknownLabelError
 from bratseg.layouts import MODALITIES, case_files, discover_cases
 from bratseg.preprocess.mask import brain_mask
+from bratseg.preprocess.steps.ingest import IngestOptions, ingest
+from bratseg.preprocess.steps.interim import read_npz
 from bratseg.rawcase import affine_mismatch, read_case, read_images, reference_classes
 
 CASE = "BraTS2021_00001"
@@ -328,3 +330,22 @@ def test_override_naming_a_missing_segmentation_is_an_error(tmp_path, write_case
     with pytest.raises(CaseError, match="file not found") as info:
         read_case(wrong)
     assert str(info.value).startswith(f"{CASE}: {files.folder / 'W39_Segm.nii'}: ")
+
+
+def test_report_and_evaluation_read_a_resample_to_case_on_its_grid(tmp_path, write_case, make_phantom):
+    """read_images and reference_classes put the files onto the case's grid as ingest did (resample_to)."""
+    ph = make_phantom()
+    t2 = np.rint(ph.images["t2"]).astype(np.int16)
+    moved = {"t2": t2[1:-1], "seg": ph.seg[:, 2:]}
+    affines = {"t2": shifted(ph.affine, (1, 0, 0)), "seg": shifted(ph.affine, (0, 2, 0))}
+    files = write_case(tmp_path, CASE, ph, arrays=moved, affines=affines)
+    ingest(files, tmp_path / "ingested.npz", IngestOptions(resample_to="t1ce"))
+    arrays, meta = read_npz(tmp_path / "ingested.npz")
+    assert meta["transforms"]["resample_to"] == "t1ce"
+    images = read_images(meta)
+    for i, m in enumerate(MODALITIES):
+        np.testing.assert_array_equal(images[m], arrays["image"][i])
+    np.testing.assert_array_equal(reference_classes(meta), arrays["classes"])
+    meta["transforms"]["resample_to"] = None  # without the record: the grid mismatch is named
+    with pytest.raises(CaseError, match=r"data\.resample_to"):
+        reference_classes(meta)

@@ -94,6 +94,7 @@ def prepare(case: RawCase, options: IngestOptions) -> tuple[dict[str, npt.NDArra
     if classes is not None:
         arrays["classes"] = classes
     transforms = {
+        "resample_to": options.resample_to,  # modalities put onto this one's grid when read (read_case)
         "orientation": orientation,
         "resampling": plan,
         "affine": np.asarray(affine).tolist(),
