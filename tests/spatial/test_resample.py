@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from bratseg.spatial import resample
 from bratseg.spatial.resample import (
@@ -179,6 +180,28 @@ def test_anisotropic_thick_axis_is_resampled_with_nearest():
     # an isotropic source is interpolated along every axis (a spline across slices blends them)
     iso, _ = resample_image(image, mask, new_shape, (1.0, 1.0, 1.0), order=3)
     assert not np.array_equal(iso[0], np.repeat(in_plane[0], 5, axis=2))
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+@pytest.mark.parametrize(
+    ("shape", "new_shape"),
+    [((23, 27, 19), (12, 14, 10)), ((11, 9, 7), (23, 17, 15)), ((31, 29, 5), (16, 14, 25))],
+)
+def test_separable_spline_equals_scipy_zoom(order, shape, new_shape):
+    """The axis-by-axis path (orders >= 2) is ndimage.zoom's tensor-product spline, up to float32 rounding."""
+    volume = (1000 * np.random.default_rng(5).random(shape)).astype(np.float32)
+    factors = [m / n for n, m in zip(shape, new_shape, strict=True)]
+    expected = ndimage.zoom(volume, factors, order=order, mode="nearest", grid_mode=True)
+    got = resample._zoom(volume, new_shape, order, None)
+    assert got.dtype == np.float32 and got.shape == new_shape and got.flags.c_contiguous
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    # with a thick axis: in-plane spline, then nearest along it (the two-step ndimage path)
+    thick = 2
+    in_plane = ndimage.zoom(volume, [*factors[:2], 1.0], order=order, mode="nearest", grid_mode=True)
+    two_step = ndimage.zoom(in_plane, [1.0, 1.0, factors[2]], order=0, mode="nearest", grid_mode=True)
+    np.testing.assert_allclose(
+        resample._zoom(volume, new_shape, order, thick), two_step, rtol=0, atol=1e-5 * np.abs(two_step).max()
+    )
 
 
 def test_probabilities_linear_per_channel():
