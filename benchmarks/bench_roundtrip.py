@@ -17,7 +17,7 @@ Cases: ``bratseg.cohort.generate.generate_case`` at 1 mm (240 x 240 x 155, the c
 (BraTS: LPS headers, ``diag(-1, -1, 1)``; the Decathlon: RAS, 4D images), plus a permuted (IRA) and an
 oblique header, a 2024 case with a resection cavity added, a PED case with a cystic component, and a
 0.5 x 0.5 x 5 mm clinical-like case (the 1 mm case sampled in-plane at 0.5 mm, averaged over 5 mm slabs;
-its labels the 1 mm labels at each thick voxel's centre).
+its labels the 1 mm labels of each thick voxel's centre slice upsampled in-plane per class).
 
 Rows: ``native`` (target = the case's own spacing: must be exact), ``2 mm`` (the default model's spacing)
 and, for the clinical case, ``1 mm``. Beside the pipeline's path (hard classes resampled back, per-class
@@ -54,7 +54,7 @@ from bratseg.preprocess.steps.finalise import finalise
 from bratseg.preprocess.steps.ingest import IngestOptions, ingest
 from bratseg.rawcase import reference_classes
 from bratseg.spatial import orient
-from bratseg.spatial.resample import resample_probabilities
+from bratseg.spatial.resample import resample_classes, resample_probabilities
 
 ROOT = Path(__file__).resolve().parents[1]
 LPS = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])  # BraTS's header
@@ -121,7 +121,9 @@ def _ball(shape: tuple[int, ...], centre: tuple[int, ...], radius: float) -> np.
 
 
 def clinical(case: Case) -> Case:
-    """0.5 x 0.5 x 5 mm: in-plane linear upsampling, 5 mm slabs averaged; labels at each voxel's centre."""
+    """0.5 x 0.5 x 5 mm: images upsampled in-plane (linear) from 5 mm slab averages; labels the 1 mm labels of
+    each thick voxel's centre slice, upsampled in-plane per class (so boundaries have 0.5 mm detail, not
+    2 x 2 blocks that a 1 mm grid would hold exactly)."""
     nz = case.classes.shape[2] // 5
     slabs = {
         m: v[:, :, : nz * 5].astype(np.float32).reshape(*v.shape[:2], nz, 5).mean(-1)
@@ -133,7 +135,8 @@ def clinical(case: Case) -> Case:
     }
     brain = np.repeat(np.repeat(case.images["t1"][:, :, 2 : nz * 5 : 5] > 0, 2, 0), 2, 1)
     images = {m: np.where(brain, v.clip(1), 0).astype(np.int16) for m, v in images.items()}
-    classes = np.repeat(np.repeat(case.classes[:, :, 2 : nz * 5 : 5], 2, 0), 2, 1)
+    centre = case.classes[:, :, 2 : nz * 5 : 5]
+    classes = resample_classes(centre, (2 * centre.shape[0], 2 * centre.shape[1], nz), (1.0, 1.0, 5.0))
     affine = case.affine @ np.array([[0.5, 0, 0, -0.25], [0, 0.5, 0, -0.25], [0, 0, 5.0, 2.0], [0, 0, 0, 1]])
     return Case(images, classes, affine)
 
