@@ -1,293 +1,95 @@
 """Transfer of a trained model beyond its own cohort: real labelled MRI and a held-out generator setting.
 
     python benchmarks/bench_transfer.py                          # models/best.pt, params.yaml, ../shared/real
-    python benchmarks/bench_transfer.py --model m.pt --heldout-cases 8 --out reports/transfer
+    python benchmarks/bench_transfer.py --model m.pt --heldout-cases 8 --own data/preprocessed --sweep
 
-Per case it prints Dice of WT / TC / ET, predicted and true volumes (ml), the number of connected components
-of the predicted and the true whole tumour (26-connectivity), and writes a slice overlay (reference filled,
-prediction dashed) as PNG, plus every figure as JSON (``transfer.json``).
+Per case it reports Dice of WT / TC / ET, predicted and true volumes (ml), the connected components of the
+predicted whole tumour (26-connectivity) and how many of them touch no reference tumour (false-positive
+components), and writes a slice overlay (reference filled, prediction dashed) as PNG. Everything goes to
+``--out``: ``transfer.json`` (every row and the means), ``transfer.md`` (the tables, the CPU model, the
+figures) and the PNGs.
 
-(a) Real cases: every labelled BraTS 2021 case under ``<real>/brats2021`` (skipped with a message when the
-    folder is absent; tests and CI never need it). Each case is scored twice on its own 1 mm grid: predicted
-    as given, and predicted after resampling the scans to the model's training spacing (then the prediction
-    back to the 1 mm grid). The resampling lives here, by hand, until the pipeline does it itself.
-(b) Out-of-generator cases: the embedded cohort generator with the held-out setting (``HELDOUT``: tumour
-    shapes, contrast and acquisition families that training never sees), at the training spacing.
+(a) Real cases: every labelled case under ``<real>/brats2021`` (skipped with a message when the folder is
+    absent; the pipeline, tests and CI never need it). Each case goes through ``bratseg predict``'s own path
+    (:func:`bratseg.pipeline.predict.predict_case`: reoriented, resampled to the spacing the model was
+    trained at, preprocessed as at training time, segmented, post-processed, written back onto its native
+    1 mm grid as NIfTI) and is scored on that grid. ``--native`` also segments it on its own grid without
+    resampling (what the pipeline did before it resampled).
+(b) Out-of-generator cases: the embedded cohort generator with the held-out variant (``HELDOUT``: tumour
+    shapes, contrast and acquisition families that training never sees), at the model's spacing. The
+    setting is fixed here, whatever ``params.yaml``'s cohort says, so that every model meets the same cases.
+(c) ``--own``: the test split of the model's own preprocessed cohort.
 
-Both go through the preprocessing recorded in the model (ingest, N4, normalise, crop) and the inference and
-post-processing of ``--params``, exactly as ``bratseg predict`` does.
+``--sweep`` also scores the post-processing grid ``SWEEP`` on the same network outputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import numpy.typing as npt
-import SimpleITK as sitk
 from scipy import ndimage
 
+from bratseg.cache import PreprocessedCohort, open_case
+from bratseg.cohort.generate import generate_case, write_case
+from bratseg.config import CohortParams, InferenceParams, PostprocessParams, PreprocessParams
+from bratseg.evaluation.figures import case_figure
+from bratseg.evaluation.metrics import dice
+from bratseg.inference.postprocess import postprocess, probabilities_to_classes
+from bratseg.inference.predict import TrainedModel, restore_original
+from bratseg.labels import label_set
+from bratseg.layouts import MODALITIES, CaseFiles, case_files, discover_cases
+from bratseg.paramsfile import load_params
+from bratseg.pipeline.predict import ingest_options, predict_case
+from bratseg.preprocess.steps.chain import preprocess_case
+from bratseg.rawcase import read_case, reference_classes
+from bratseg.runtime import configure_determinism
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-
-from _params import load_params  # noqa: E402
-from bratseg.preprocess.cache import load_split, open_case  # noqa: E402
-from bratseg.preprocess.validate import ingest_case, reference_classes  # noqa: E402
-from bratseg.training.determinism import configure_determinism  # noqa: E402
-
-from bratseg.cohort.generate import generate_case, write_case  # noqa: E402
-from bratseg.config import CohortParams, InferenceParams, PostprocessParams, PreprocessParams  # noqa: E402
-from bratseg.evaluation.figures import case_figure  # noqa: E402
-from bratseg.evaluation.metrics import dice  # noqa: E402
-from bratseg.inference.postprocess import postprocess, probabilities_to_classes  # noqa: E402
-from bratseg.inference.predict import TrainedModel, restore_original  # noqa: E402
-from bratseg.labels import REGIONS, classes_to_regions, regions_to_classes  # noqa: E402
-from bratseg.layouts import MODALITIES, CaseFiles, case_files, discover_cases  # noqa: E402
-from bratseg.preprocess.steps import bias_correct, finalise, ingest  # noqa: E402
-
 Classes = npt.NDArray[np.uint8]
-#: The held-out generator setting (overrides of the ``cohort`` section): families training never sees.
-HELDOUT: dict[str, Any] = {"variant": "heldout", "seed": 90210}
-#: Post-processing settings compared with ``--sweep`` (min_component_voxels, et_min_voxels) on the model grid.
-SWEEP = [(0, 0), (10, 0), (25, 0), (50, 0), (100, 0), (200, 0), (50, 25), (50, 50), (100, 50)]
+REGIONS = ("WT", "TC", "ET")
+#: The held-out generator setting: a complete cohort section, fixed here so that it does not follow the
+#: training defaults. Variant ``heldout``: thresholded-field tumour shapes, one contrast table with a small
+#: jitter, box-profile slices and Gaussian noise (see ``bratseg.cohort.generate``), other seeds.
+HELDOUT: dict[str, Any] = {
+    "n_cases": 8,
+    "seed": 90210,
+    "voxel_mm": 2.0,
+    "field_of_view_mm": [240, 240, 155],
+    "variant": "heldout",
+    "tumour_mix": {"enhancing": 0.45, "cystic": 0.15, "non_enhancing": 0.4},
+    "multifocal_fraction": 0.15,
+    "lobes": [1, 4],
+    "core_radius_mm": [7.0, 20.0],
+    "edema_ratio": [1.4, 2.3],
+    "non_enhancing_edema_ratio": [1.0, 1.6],
+    "necrosis_ratio": [0.35, 0.75],
+    "deformation_mm": 3.0,
+    "rotation_deg": 8.0,
+    "scale_jitter": 0.08,
+    "mass_effect_mm": 5.0,
+    "ventricle_mm": 4.0,
+    "atrophy": 0.5,
+    "contrast_jitter": 1.0,
+    "gamma": 0.3,
+    "texture": 0.06,
+    "slice_thickness_mm": [0.0, 6.0],
+    "skull_strip": 0.6,
+    "distractors": 2.0,
+    "bias_field": 0.4,
+    "noise": 0.05,
+}
+#: Post-processing settings compared with ``--sweep``: (min_component_voxels, et_min_voxels).
+SWEEP = [(0, 0), (25, 0), (100, 0), (200, 0), (400, 0), (0, 50), (100, 50), (200, 50), (400, 50)]
 STRUCTURE = ndimage.generate_binary_structure(3, 3)
-
-
-def predict_files(
-    model: TrainedModel, files: CaseFiles, inference: InferenceParams, threshold: float, work: Path
-) -> tuple[Classes, dict[str, Any]]:
-    """Preprocess a raw case as at training time and segment it, before post-processing.
-
-    Returns the classes on the case's cropped grid and the cached case's properties (to undo the crop).
-    """
-    preprocess = PreprocessParams.from_dict(model.meta["preprocess"])
-    ingest(files, work / "ingested.npz")
-    bias_correct(work / "ingested.npz", work / "n4.npz", preprocess.n4)
-    finalise(work / "n4.npz", work / files.case_id, preprocess)
-    case = open_case(work / files.case_id)
-    probs = model.probabilities(case.image(), inference)
-    return probabilities_to_classes(probs, model.meta["target"], threshold), dict(case.properties)
-
-
-def post_variants(params: PostprocessParams, sweep: bool) -> list[PostprocessParams]:
-    """The post-processing of ``--params`` first, then (with ``sweep``) the grid ``SWEEP``."""
-    out = [params]
-    if sweep:
-        for components, et in SWEEP:
-            v = PostprocessParams(params.threshold, components, et)
-            if v != params:
-                out.append(v)
-    return out
-
-
-def _tag(post: PostprocessParams) -> str:
-    return f"min_component_voxels={post.min_component_voxels} et_min_voxels={post.et_min_voxels}"
-
-
-def _read(path: Path) -> sitk.Image:
-    return sitk.ReadImage(str(path), sitk.sitkFloat32)
-
-
-def _target_grid(image: sitk.Image, spacing_mm: float) -> sitk.Image:
-    """An empty image covering the field of view of ``image`` with isotropic voxels of ``spacing_mm``."""
-    old_sp = np.array(image.GetSpacing())
-    old_size = np.array(image.GetSize())
-    size = np.maximum(np.round(old_size * old_sp / spacing_mm), 1).astype(int)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    # the first voxel's corner stays where it was: centre moves by half a new voxel minus half an old one
-    shift = direction @ ((spacing_mm - old_sp) / 2.0)
-    grid = sitk.Image([int(s) for s in size], sitk.sitkFloat32)
-    grid.SetSpacing([spacing_mm] * 3)
-    grid.SetDirection(image.GetDirection())
-    grid.SetOrigin(tuple(float(v) for v in np.array(image.GetOrigin()) + shift))
-    return grid
-
-
-def _resample(image: sitk.Image, grid: sitk.Image, linear: bool) -> sitk.Image:
-    interp = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
-    return sitk.Resample(image, grid, sitk.Transform(), interp, 0.0, image.GetPixelID())
-
-
-def resample_case(files: CaseFiles, spacing_mm: float, dest: Path) -> CaseFiles:
-    """Write ``files`` resampled to isotropic ``spacing_mm`` under ``dest`` (BraTS 2021 names, no seg).
-
-    Images are low-pass filtered before linear resampling when the spacing grows (Gaussian, FWHM of the new
-    voxel); the brain mask (voxels non-zero in any modality) is resampled on its own and everything outside
-    it set to exactly 0, as skull-stripped inputs are.
-    """
-    images = {m: _read(files.images[m]) for m in MODALITIES}
-    first = images[MODALITIES[0]]
-    grid = _target_grid(first, spacing_mm)
-    old = np.array(first.GetSpacing())
-    mask_arr = np.any([sitk.GetArrayFromImage(img) != 0 for img in images.values()], axis=0)
-    mask_img = sitk.GetImageFromArray(mask_arr.astype(np.float32))
-    mask_img.CopyInformation(first)
-    brain = sitk.GetArrayFromImage(_resample(mask_img, grid, linear=True)) >= 0.5
-    folder = dest / files.case_id
-    folder.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Path] = {}
-    for m, img in images.items():
-        sigma = np.sqrt(np.maximum(spacing_mm**2 - old**2, 0.0)) / 2.3548
-        if sigma.max() > 0:
-            img = sitk.SmoothingRecursiveGaussian(img, [float(s) for s in np.maximum(sigma, 1e-3)])
-        arr = sitk.GetArrayFromImage(_resample(img, grid, linear=True))
-        arr[~brain] = 0.0
-        res = sitk.GetImageFromArray(arr.astype(np.float32))
-        res.CopyInformation(grid)
-        out[m] = folder / f"{files.case_id}_{m}.nii.gz"
-        sitk.WriteImage(res, str(out[m]))
-    return CaseFiles(files.case_id, folder, "brats2021", out, None)
-
-
-def back_to_grid(classes: Classes, grid_file: Path, reference_file: Path) -> Classes:
-    """Classes on the grid of ``grid_file`` brought to the grid of ``reference_file``.
-
-    Each region mask (WT, TC, ET) is interpolated linearly and thresholded at 1/2; the nested masks are then
-    resolved into classes again.
-    """
-    grid = _read(grid_file)
-    ref = _read(reference_file)
-    regions = classes_to_regions(classes)
-    out = []
-    for mask in regions:
-        # nibabel (i, j, k) order -> SimpleITK array (k, j, i) order
-        img = sitk.GetImageFromArray(np.ascontiguousarray(mask.T, dtype=np.float32))
-        img.CopyInformation(grid)
-        out.append(sitk.GetArrayFromImage(_resample(img, ref, linear=True)).T >= 0.5)
-    return regions_to_classes(np.stack(out))
-
-
-def components(mask: npt.NDArray[np.bool_]) -> int:
-    """Number of 26-connected components of ``mask``."""
-    return int(ndimage.label(mask, structure=STRUCTURE)[1])
-
-
-def score(pred: Classes, ref: Classes, spacing: tuple[float, ...]) -> dict[str, Any]:
-    """Dice per region (BraTS empty convention), volumes (ml) and whole-tumour component counts."""
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    p, r = classes_to_regions(pred), classes_to_regions(ref)
-    row: dict[str, Any] = {}
-    for i, region in enumerate(REGIONS):
-        row[f"dice_{region}"] = round(dice(p[i], r[i], empty="brats"), 4)
-        row[f"pred_ml_{region}"] = round(float(p[i].sum()) * voxel_ml, 2)
-        row[f"true_ml_{region}"] = round(float(r[i].sum()) * voxel_ml, 2)
-    row["pred_components"] = components(p[0])
-    row["true_components"] = components(r[0])
-    return row
-
-
-def overlay(files: CaseFiles, pred: Classes, ref: Classes, title: str, path: Path) -> None:
-    case = ingest_case(files)
-    images = {m: case.image[i] for i, m in enumerate(MODALITIES)}
-    path.write_bytes(case_figure(images, ref, pred, case.geometry.spacing, title))
-
-
-def _ref_classes(files: CaseFiles) -> tuple[Classes, tuple[float, ...]]:
-    case = ingest_case(files)
-    assert case.classes is not None
-    return case.classes, tuple(float(s) for s in case.geometry.spacing)
-
-
-def real_cases(real: Path) -> list[CaseFiles]:
-    folder = real / "brats2021"
-    if not folder.is_dir():
-        return []
-    return [c for c in discover_cases(folder) if c.seg is not None]
-
-
-def run_real(args: argparse.Namespace, model: TrainedModel, spacing_mm: float) -> list[dict[str, Any]]:
-    params = load_params(args.params)
-    variants = post_variants(params.postprocess, args.sweep)
-    rows = []
-    for files in real_cases(args.real):
-        ref, spacing = _ref_classes(files)
-        for mode in ("as given", f"resampled to {spacing_mm:g} mm"):
-            t0 = time.perf_counter()
-            with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
-                work = Path(tmp)
-                native = mode == "as given"
-                source = files if native else resample_case(files, spacing_mm, work / "resampled")
-                threshold = params.postprocess.threshold
-                raw, props = predict_files(model, source, params.inference, threshold, work)
-                for k, post in enumerate(variants):
-                    classes, info = postprocess(raw, post)
-                    pred, _ = restore_original(classes.astype(np.uint8), props)
-                    if not native:
-                        pred = back_to_grid(pred, source.images["t1"], files.images["t1"])
-                    row = {"set": "real", "case": files.case_id, "mode": mode, "post": _tag(post),
-                           **score(pred, ref, spacing), "removed_components": info["components_removed"],
-                           "seconds": round(time.perf_counter() - t0, 1), "figure": ""}
-                    if k == 0:
-                        png = args.out / f"real_{files.case_id}_{'native' if native else 'resampled'}.png"
-                        overlay(files, pred, ref, f"{files.case_id} ({mode})", png)
-                        row["figure"] = png.name
-                        print(_line(row), flush=True)
-                    rows.append(row)
-    return rows
-
-
-def heldout_params(cohort: CohortParams, n_cases: int, spacing_mm: float) -> CohortParams:
-    return CohortParams.from_dict({**cohort.to_dict(), **HELDOUT, "n_cases": n_cases, "voxel_mm": spacing_mm})
-
-
-def run_heldout(args: argparse.Namespace, model: TrainedModel, spacing_mm: float) -> list[dict[str, Any]]:
-    params = load_params(args.params)
-    variants = post_variants(params.postprocess, args.sweep)
-    cohort = heldout_params(params.cohort, args.heldout_cases, spacing_mm)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
-        work = Path(tmp)
-        for index in range(cohort.n_cases):
-            t0 = time.perf_counter()
-            case = generate_case(index, cohort)
-            write_case(case, work / "raw")
-            files = case_files(work / "raw" / case.case_id)
-            raw, props = predict_files(model, files, params.inference, params.postprocess.threshold, work)
-            ref, spacing = _ref_classes(files)
-            for k, post in enumerate(variants):
-                classes, info = postprocess(raw, post)
-                pred, _ = restore_original(classes.astype(np.uint8), props)
-                row = {"set": "heldout", "case": case.case_id, "mode": case.tumour_type, "post": _tag(post),
-                       **score(pred, ref, spacing), "removed_components": info["components_removed"],
-                       "seconds": round(time.perf_counter() - t0, 1), "figure": ""}
-                if k == 0:
-                    if index < args.heldout_figures:
-                        png = args.out / f"heldout_{case.case_id}.png"
-                        title = f"{case.case_id} (held-out generator, {case.tumour_type})"
-                        overlay(files, pred, ref, title, png)
-                        row["figure"] = png.name
-                    print(_line(row), flush=True)
-                rows.append(row)
-    return rows
-
-
-def run_own(args: argparse.Namespace, model: TrainedModel) -> list[dict[str, Any]]:
-    """The test split of the model's own cohort (``--own``: data/preprocessed of this workspace)."""
-    params = load_params(args.params)
-    variants = post_variants(params.postprocess, args.sweep)
-    rows = []
-    for case in load_split(args.own)["test"]:
-        t0 = time.perf_counter()
-        probs = model.probabilities(case.image(), params.inference)
-        raw = probabilities_to_classes(probs, model.meta["target"], params.postprocess.threshold)
-        ref = reference_classes(case.properties)
-        spacing = tuple(float(s) for s in case.properties["spacing"])
-        for k, post in enumerate(variants):
-            classes, info = postprocess(raw, post)
-            pred, _ = restore_original(classes.astype(np.uint8), case.properties)
-            row = {"set": "own", "case": case.case_id, "mode": "test split", "post": _tag(post),
-                   **score(pred, ref, spacing), "removed_components": info["components_removed"],
-                   "seconds": round(time.perf_counter() - t0, 1), "figure": ""}
-            if k == 0:
-                print(_line(row), flush=True)
-            rows.append(row)
-    return rows
 
 
 def cpu_model() -> str:
@@ -297,18 +99,307 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def _line(row: dict[str, Any]) -> str:
+def post_variants(params: PostprocessParams, sweep: bool) -> list[PostprocessParams]:
+    """The post-processing of ``--params`` first, then (with ``sweep``) the grid ``SWEEP``."""
+    out = [params]
+    for components, et in SWEEP if sweep else []:
+        variant = replace(params, min_component_voxels=components, et_min_voxels=et)
+        if variant not in out:
+            out.append(variant)
+    return out
+
+
+def tag(post: PostprocessParams) -> str:
+    return f"mcv {post.min_component_voxels} et {post.et_min_voxels}"
+
+
+def score(pred: Classes, ref: Classes, spacing: tuple[float, ...]) -> dict[str, Any]:
+    """Dice per region (BraTS empty convention), volumes (ml), whole-tumour components (all, false pos.)."""
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    labels = label_set("brats2021")
+    p, r = labels.region_masks(pred, REGIONS), labels.region_masks(ref, REGIONS)
+    row: dict[str, Any] = {}
+    for i, region in enumerate(REGIONS):
+        row[f"dice_{region}"] = round(dice(p[i], r[i], empty="brats"), 4)
+        row[f"pred_ml_{region}"] = round(float(p[i].sum()) * voxel_ml, 2)
+        row[f"true_ml_{region}"] = round(float(r[i].sum()) * voxel_ml, 2)
+    comps, n = ndimage.label(p[0], structure=STRUCTURE)
+    hit = np.unique(comps[r[0] & (comps > 0)])
+    row["components"] = int(n)
+    row["fp_components"] = int(n - hit.size)
+    row["true_components"] = int(ndimage.label(r[0], structure=STRUCTURE)[1])
+    return row
+
+
+class Segmenter:
+    """A trained model with the evaluation's inference settings: raw case -> classes on its native grid."""
+
+    def __init__(self, path: Path, inference: InferenceParams) -> None:
+        self.path = path
+        self.model = TrainedModel.load(path, "cpu")
+        self.inference = inference
+        self.preprocess = PreprocessParams.from_dict(self.model.meta["preprocess"])
+
+    @property
+    def spacing(self) -> float:
+        target = self.model.meta.get("target_spacing_mm")
+        return float(target[0]) if target else float(self.model.meta.get("cohort", {}).get("voxel_mm", 2.0))
+
+    def segment(
+        self, files: CaseFiles, posts: list[PostprocessParams], work: Path, native: bool = False
+    ) -> list[Classes]:
+        """Classes on the native grid per post-processing of ``posts`` (one preprocessing and inference).
+
+        The steps of :func:`~bratseg.pipeline.predict.predict_case`, with the inference shared by the
+        post-processing variants; ``native`` keeps the case's own grid instead of the model's spacing.
+        """
+        options = ingest_options(self.model.meta)
+        if native:
+            options = replace(options, target_spacing=None)
+        preprocess_case(files, work / files.case_id, self.preprocess, options=options, work_dir=work)
+        case = open_case(work / files.case_id)
+        probs = self.model.probabilities(case.image(), self.inference)
+        return self.decode(probs, posts, case.properties)
+
+    def decode(
+        self, probs: npt.NDArray[np.float32], posts: list[PostprocessParams], properties: dict[str, Any]
+    ) -> list[Classes]:
+        out = []
+        for post in posts:
+            raw = probabilities_to_classes(
+                probs, self.model.meta["target"], post.threshold, self.model.labels
+            )
+            classes, _ = postprocess(raw, post)
+            out.append(restore_original(classes.astype(np.uint8), properties)[0])
+        return out
+
+
+def figure(
+    files: CaseFiles, pred: Classes, ref: Classes, spacing: tuple[float, ...], title: str, path: Path
+) -> str:
+    image = read_case(files).image
+    path.write_bytes(case_figure({m: image[i] for i, m in enumerate(MODALITIES)}, ref, pred, spacing, title))
+    return path.name
+
+
+def rows_for(
+    set_name: str,
+    case_id: str,
+    mode: str,
+    posts: list[PostprocessParams],
+    preds: list[Classes],
+    ref: Classes,
+    spacing: tuple[float, ...],
+    seconds: float,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "set": set_name,
+            "case": case_id,
+            "mode": mode,
+            "post": tag(post),
+            **score(pred, ref, spacing),
+            "seconds": round(seconds, 1),
+            "figure": "",
+        }
+        for post, pred in zip(posts, preds, strict=True)
+    ]
+
+
+def run_real(
+    args: argparse.Namespace, seg: Segmenter, posts: list[PostprocessParams]
+) -> list[dict[str, Any]]:
+    folder = args.real / "brats2021"
+    cases = [c for c in discover_cases(folder) if c.seg is not None] if folder.is_dir() else []
+    if not cases:
+        print(f"real cases: none ({folder} holds no labelled case)")
+        return []
+    rows = []
+    for files in cases:
+        raw = read_case(files)
+        assert raw.classes is not None
+        ref, spacing = raw.classes, tuple(float(s) for s in raw.geometry.spacing)
+        # the command's own path: bratseg predict, written on the native grid
+        t0 = time.perf_counter()
+        out_nii = args.out / f"real_{files.case_id}_pred.nii.gz"
+        predict_case(files, seg.path, out_nii, seg.inference, posts[0], "cpu")
+        img: Any = nib.load(out_nii)
+        written = files.convention.to_classes(np.asarray(img.dataobj).astype(np.int64))
+        mode = f"predict ({seg.spacing:g} mm)"
+        new = rows_for(
+            "real", files.case_id, mode, posts[:1], [written], ref, spacing, time.perf_counter() - t0
+        )
+        new[0]["figure"] = figure(
+            files,
+            written,
+            ref,
+            spacing,
+            f"{files.case_id}: bratseg predict",
+            args.out / f"real_{files.case_id}.png",
+        )
+        if len(posts) > 1:
+            with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
+                preds = seg.segment(files, posts, Path(tmp))
+            same = bool(np.array_equal(preds[0], written))
+            print(f"{files.case_id}: the shared-inference path equals bratseg predict: {same}")
+            new += rows_for("real", files.case_id, mode, posts[1:], preds[1:], ref, spacing, 0.0)
+        if args.native:
+            t0 = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
+                preds = seg.segment(files, posts, Path(tmp), native=True)
+            native = rows_for(
+                "real",
+                files.case_id,
+                "native 1 mm grid",
+                posts,
+                preds,
+                ref,
+                spacing,
+                time.perf_counter() - t0,
+            )
+            native[0]["figure"] = figure(
+                files,
+                preds[0],
+                ref,
+                spacing,
+                f"{files.case_id}: on its 1 mm grid",
+                args.out / f"real_{files.case_id}_native.png",
+            )
+            new += native
+        for row in new:
+            if row["post"] == tag(posts[0]):
+                print(line(row), flush=True)
+        rows += new
+    return rows
+
+
+def run_heldout(
+    args: argparse.Namespace, seg: Segmenter, posts: list[PostprocessParams]
+) -> list[dict[str, Any]]:
+    cohort = CohortParams.from_dict({**HELDOUT, "n_cases": args.heldout_cases, "voxel_mm": seg.spacing})
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
+        work = Path(tmp)
+        for index in range(cohort.n_cases):
+            t0 = time.perf_counter()
+            case = generate_case(index, cohort)
+            write_case(case, work / "raw")
+            files = case_files(work / "raw" / case.case_id)
+            preds = seg.segment(files, posts, work / "cases")
+            raw = read_case(files)
+            assert raw.classes is not None
+            spacing = tuple(float(s) for s in raw.geometry.spacing)
+            new = rows_for(
+                "heldout",
+                case.case_id,
+                case.tumour_type,
+                posts,
+                preds,
+                raw.classes,
+                spacing,
+                time.perf_counter() - t0,
+            )
+            if index < args.heldout_figures:
+                new[0]["figure"] = figure(
+                    files,
+                    preds[0],
+                    raw.classes,
+                    spacing,
+                    f"{case.case_id} (held-out generator, {case.tumour_type})",
+                    args.out / f"heldout_{case.case_id}.png",
+                )
+            print(line(new[0]), flush=True)
+            rows += new
+    return rows
+
+
+def run_own(args: argparse.Namespace, seg: Segmenter, posts: list[PostprocessParams]) -> list[dict[str, Any]]:
+    root = Path(args.own)
+    cohort = PreprocessedCohort(
+        root / "cases", root / "splits.json", root / "manifest.csv", root / "fingerprint.json"
+    )
+    rows = []
+    for case in cohort.load_split()["test"]:
+        t0 = time.perf_counter()
+        probs = seg.model.probabilities(case.image(), seg.inference)
+        preds = seg.decode(probs, posts, case.properties)
+        ref = reference_classes(case.properties)
+        spacing = tuple(float(s) for s in case.properties["geometry"]["spacing"])
+        new = rows_for(
+            "own", case.case_id, "test split", posts, preds, ref, spacing, time.perf_counter() - t0
+        )
+        print(line(new[0]), flush=True)
+        rows += new
+    return rows
+
+
+def line(row: dict[str, Any]) -> str:
     dices = " ".join(f"{r} {row[f'dice_{r}']:.3f}" for r in REGIONS)
     vols = " ".join(f"{r} {row[f'pred_ml_{r}']:.1f}/{row[f'true_ml_{r}']:.1f}" for r in REGIONS)
     return (
-        f"{row['set']:8s} {row['case']:16s} {row['mode']:22s} Dice {dices} | ml pred/true {vols} | "
-        f"components {row['pred_components']}/{row['true_components']} | {row['seconds']:.0f} s"
+        f"{row['set']:8s} {row['case']:16s} {row['mode']:18s} Dice {dices} | ml pred/true {vols} | "
+        f"components {row['components']} ({row['fp_components']} false) / {row['true_components']} | "
+        f"{row['seconds']:.0f} s"
     )
 
 
-def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
-    keys = [f"dice_{r}" for r in REGIONS] + ["pred_components", "true_components"]
-    return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys}
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Means per (set, mode for real cases, post-processing)."""
+    keys = [f"dice_{r}" for r in REGIONS] + ["components", "fp_components"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        mode = r["mode"] if r["set"] == "real" else "all"
+        groups.setdefault(f"{r['set']} | {mode} | {r['post']}", []).append(r)
+    return {
+        k: {"cases": len(v), **{key: round(float(np.mean([r[key] for r in v])), 4) for key in keys}}
+        for k, v in groups.items()
+    }
+
+
+def markdown(
+    args: argparse.Namespace,
+    seg: Segmenter,
+    rows: list[dict[str, Any]],
+    summary: dict[str, dict[str, float]],
+    posts: list[PostprocessParams],
+) -> str:
+    out = [
+        "# Transfer benchmark",
+        "",
+        f"Model `{args.model}` (trained at {seg.spacing:g} mm); post-processing `{tag(posts[0])}` "
+        f"(threshold {posts[0].threshold}); CPU {cpu_model()}.",
+        "",
+        "## Per case (default post-processing)",
+        "",
+        "| set | case | mode | Dice WT | Dice TC | Dice ET | WT ml pred / true | TC ml pred / true | "
+        "components (false) / true | figure |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["post"] != tag(posts[0]):
+            continue
+        fig = f"![{r['case']}]({r['figure']})" if r["figure"] else ""
+        out.append(
+            f"| {r['set']} | {r['case']} | {r['mode']} | {r['dice_WT']:.3f} | {r['dice_TC']:.3f} | "
+            f"{r['dice_ET']:.3f} | {r['pred_ml_WT']:.1f} / {r['true_ml_WT']:.1f} | "
+            f"{r['pred_ml_TC']:.1f} / {r['true_ml_TC']:.1f} | {r['components']} ({r['fp_components']}) / "
+            f"{r['true_components']} | {fig} |"
+        )
+    out += [
+        "",
+        "## Means",
+        "",
+        "| set | mode | post-processing | cases | Dice WT | Dice TC | Dice ET | "
+        "components | false-positive components |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, m in summary.items():
+        s, mode, post = key.split(" | ")
+        out.append(
+            f"| {s} | {mode} | {post} | {m['cases']:g} | {m['dice_WT']:.3f} | {m['dice_TC']:.3f} | "
+            f"{m['dice_ET']:.3f} | {m['components']:.1f} | {m['fp_components']:.1f} |"
+        )
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:
@@ -316,53 +407,54 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "best.pt")
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=ROOT / "params.yaml",
+        help="inference and post-processing settings (sections inference, postprocess)",
+    )
     parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "real")
-    parser.add_argument("--spacing", type=float, default=None,
-                        help="training spacing in mm (default: cohort.voxel_mm of the model's params.json)")
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="also segment the real cases on their own grid, without resampling",
+    )
     parser.add_argument("--heldout-cases", type=int, default=8)
     parser.add_argument("--heldout-figures", type=int, default=2)
     parser.add_argument("--skip-real", action="store_true")
-    parser.add_argument("--own", type=Path, default=None,
-                        help="also score the test split of this cache (e.g. data/preprocessed)")
+    parser.add_argument(
+        "--own",
+        type=Path,
+        default=None,
+        help="also score the test split of this preprocessed cohort (e.g. data/preprocessed)",
+    )
     parser.add_argument("--sweep", action="store_true", help="also score the post-processing grid SWEEP")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "transfer")
     args = parser.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"bench_transfer: model {args.model} not found (train one with dvc repro)")
     args.out.mkdir(parents=True, exist_ok=True)
-    spacing = args.spacing
-    if spacing is None:
-        trained = args.model.parent / "params.json"
-        spacing = float(json.loads(trained.read_text())["cohort"]["voxel_mm"]) if trained.exists() else 2.0
     params = load_params(args.params)
     configure_determinism(params.train.num_threads)
-    model = TrainedModel.load(args.model, "cpu")
-    print(f"model {args.model}, training spacing {spacing:g} mm, CPU {cpu_model()}")
-    print(f"postprocess {_tag(params.postprocess)}")
+    seg = Segmenter(args.model, params.inference)
+    posts = post_variants(params.postprocess, args.sweep)
+    print(f"model {args.model}, trained at {seg.spacing:g} mm, CPU {cpu_model()}; default {tag(posts[0])}")
     rows: list[dict[str, Any]] = []
-    if args.skip_real or not real_cases(args.real):
-        print(f"real cases: skipped ({args.real / 'brats2021'} holds no labelled case)" if not args.skip_real
-              else "real cases: skipped (--skip-real)")
-    else:
-        rows += run_real(args, model, spacing)
+    if not args.skip_real:
+        rows += run_real(args, seg, posts)
     if args.heldout_cases > 0:
-        rows += run_heldout(args, model, spacing)
+        rows += run_heldout(args, seg, posts)
     if args.own is not None:
-        rows += run_own(args, model)
-    summary: dict[str, Any] = {}
-    for name in ("real", "heldout", "own"):
-        subset = [r for r in rows if r["set"] == name]
-        modes = sorted({r["mode"] for r in subset}) if name == "real" else ["all"]
-        for mode in modes:
-            for post in dict.fromkeys(r["post"] for r in subset):
-                chosen = [r for r in subset if r["post"] == post and (mode == "all" or r["mode"] == mode)]
-                if chosen:
-                    summary[f"{name} {mode} | {post}"] = _means(chosen)
+        rows += run_own(args, seg, posts)
+    summary = summarise(rows)
     for key, value in summary.items():
         print(f"mean {key}: {value}")
-    (args.out / "transfer.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=2) + "\n")
-    print(f"wrote {args.out / 'transfer.json'} and the figures beside it")
+    (args.out / "transfer.json").write_text(
+        json.dumps({"cpu": cpu_model(), "model": str(args.model), "rows": rows, "summary": summary}, indent=2)
+        + "\n"
+    )
+    (args.out / "transfer.md").write_text(markdown(args, seg, rows, summary, posts))
+    print(f"wrote {args.out / 'transfer.json'}, {args.out / 'transfer.md'} and the figures beside them")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from bratseg.cohort.fields import F32
+from bratseg.cohort.fields import F32, power32
 
 F64 = npt.NDArray[np.float64]
 TEMPLATE_NAME = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
@@ -161,7 +161,7 @@ def widen_csf(anatomy: Anatomy, amount: float) -> Anatomy:
     if amount == 0:
         return anatomy
     tissue = np.float32(1.0) - anatomy.csf
-    new_tissue = np.power(np.maximum(tissue, np.float32(0.0)), np.float32(1.0 + amount))
+    new_tissue = power32(np.maximum(tissue, np.float32(0.0)), 1.0 + amount)
     scale = new_tissue / np.maximum(tissue, np.float32(1e-6))
     return Anatomy(
         anatomy.brain, anatomy.flat, anatomy.wm * scale, anatomy.gm * scale, np.float32(1.0) - new_tissue,

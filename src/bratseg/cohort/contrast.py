@@ -14,13 +14,14 @@ The held-out variant uses a fixed table (``HELDOUT_CONTRAST``) with a small jitt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from bratseg.cohort.anatomy import Anatomy
-from bratseg.cohort.fields import F32, polynomial_field, random_polynomial_coefs
+from bratseg.cohort.fields import F32, polynomial_field, power32, random_polynomial_coefs
 from bratseg.cohort.tumour import TumourMaps
 from bratseg.layouts import MODALITIES
 
@@ -132,7 +133,7 @@ def draw_contrast(rng: np.random.Generator, jitter: float = 1.0, variant: str = 
         )
     out: dict[str, dict[str, float]] = {}
     for m in MODALITIES:
-        gain = WM_SCALE * float(np.exp(rng.uniform(np.log(GAIN[0]), np.log(GAIN[1]))))
+        gain = WM_SCALE * math.exp(float(rng.uniform(math.log(GAIN[0]), math.log(GAIN[1]))))
         out[m] = {t: gain * rel[m][t] for t in TISSUES}
     return Contrast(out, *textures)
 
@@ -152,7 +153,7 @@ def clean_images(anatomy: Anatomy, tumour: TumourMaps | None, contrast: Contrast
     lesion = sum((fractions[k] for k in names), np.zeros(n, dtype=np.float32))
     tex_t = np.float32(1.0) + np.float32(contrast.heterogeneity) * hetero
     tex_n = np.float32(1.0) + np.float32(contrast.necrosis_heterogeneity) * hetero
-    t2_texture = np.power(texture, np.float32(-contrast.t2_texture)) if contrast.t2_texture else None
+    t2_texture = power32(texture, -contrast.t2_texture) if contrast.t2_texture else None
 
     images: dict[str, F32] = {}
     for m in MODALITIES:

@@ -19,6 +19,17 @@ F32 = npt.NDArray[np.float32]
 Span = tuple[int, int]
 
 
+def power32(base: F32, exponent: float) -> F32:
+    """``base ** exponent`` as float32, computed in float64.
+
+    numpy's float32 ``power`` takes a vector path chosen by the CPU (AVX-512 or AVX2) whose results differ in
+    the last bit; the float64 result rounded to float32 does not (a difference in float64's last bit shows in
+    float32 for about 4 in 10^9 values), so the cohort is the same on every x86 machine
+    (tests/e2e/test_reproducibility.py). Shape: that of ``base``.
+    """
+    return np.power(base, float(exponent), dtype=np.float64).astype(np.float32)
+
+
 def _positions(n_out: int, n_coarse: int, span: Span) -> tuple[npt.NDArray[np.intp], F32]:
     """Left node and weight of the right node for output samples ``span[0]..span[1]-1``."""
     pos = np.linspace(0.0, n_coarse - 1.0, n_out)[span[0] : span[1]] if n_out > 1 else np.zeros(1)

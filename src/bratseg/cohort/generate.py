@@ -8,6 +8,7 @@ leaves the draws of the others alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from bratseg.cohort.contrast import (
     clean_images,
     draw_contrast,
 )
+from bratseg.cohort.fields import power32
 from bratseg.cohort.tumour import (
     CYST_RATIO,
     EDEMA_GM_REACH,
@@ -169,7 +171,7 @@ def generate_case(index: int, params: CohortParams) -> SyntheticCase:
     rng = rngs["acquisition"]
     gammas, sigmas = {}, {}
     for m in MODALITIES:
-        gammas[m] = float(np.exp(rng.uniform(-params.gamma, params.gamma)))
+        gammas[m] = math.exp(float(rng.uniform(-params.gamma, params.gamma)))
         sigmas[m] = acq.psf_sigmas(rng, voxel, params.slice_thickness_mm)
     rng = rngs["noise"]
     noise = {m: params.noise * float(rng.uniform(NOISE_LOW, 1.0)) for m in MODALITIES}
@@ -177,7 +179,7 @@ def generate_case(index: int, params: CohortParams) -> SyntheticCase:
         img = images[m]
         if gammas[m] != 1.0:
             ref = np.float32(wm_gain[m])
-            img[brain] = ref * np.power(img[brain] / ref, np.float32(gammas[m]))
+            img[brain] = ref * power32(img[brain] / ref, gammas[m])
         img *= fields[m]
         img = acq.blur_inside(img, brain, sigmas[m], box=heldout)
         add = add_gaussian_noise if heldout else add_rician_noise
