@@ -46,12 +46,17 @@ lint: setup
 	@lints=$$($(RUN) snakemake --lint 2>&1 | grep -E '^ +\* ' | grep -v 'conda environment or container'); \
 		if [ -n "$$lints" ]; then echo "$$lints"; exit 1; else echo "snakemake --lint: clean"; fi
 
+# bench_lesionwise.py needs panoptica in a separate environment (--python), bench_transfer.py real scans (--real)
 bench: setup
+	$(RUN) python benchmarks/bench_cohort.py
 	$(RUN) python benchmarks/bench_preprocess.py --full
+	$(RUN) python benchmarks/bench_roundtrip.py
 	$(RUN) python benchmarks/bench_patch_read.py
 	$(RUN) python benchmarks/bench_metrics.py
 	$(RUN) python benchmarks/bench_inference.py
 	$(RUN) python benchmarks/bench_training.py
+	$(RUN) python benchmarks/bench_models.py
+	$(RUN) python benchmarks/bench_training_speed.py --no-compile
 
 check-browser: setup
 	$(RUN) dvc plots show --out dvc_plots

@@ -20,10 +20,12 @@ The BraTS 2023 reference code is not on PyPI, so it cannot be run here; its HD95
 ``surface-distance`` (which is), so the output also gives how far that HD95 lies from ours on the same
 lesions.
 
-Run with the benchmark-only environment (panoptica, brats-evaluation, surface-distance; never a dependency
-of the package) and the package sources on the path:
+Run with a benchmark-only environment (panoptica 2.1.7, BraTS-evaluation 0.0.10, surface-distance 0.1: never
+dependencies of the package; panoptica and brats-evaluation are AGPL) and the package sources on the path:
 
-    PYTHONPATH=src /work/helpers/venvs/panoptica/bin/python benchmarks/bench_lesionwise.py [--cases 20]
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install panoptica==2.1.7 BraTS-evaluation==0.0.10 \
+        surface-distance==0.1
+    PYTHONPATH=src .venv-bench/bin/python benchmarks/bench_lesionwise.py [--cases 20]
 
 ``--spacing 1 1 2.5`` hands that spacing to panoptica (``voxelspacing``) and to ours: the lesions are then
 compared in mm on an anisotropic grid (panoptica keeps its global metrics in voxels, and so does the

@@ -1,9 +1,9 @@
 """By-hand check on real MRI: Dice per region of ``bratseg predict``, and its resampling self-consistency.
 
-Never run by the tests or CI: it needs real scans (``/work/shared/real``: a labelled BraTS 2021-layout case
+Never run by the tests or CI: it needs real scans (by default ``../shared/real`` beside the repository: a labelled BraTS 2021-layout case
 and an unlabelled BraTS 2023 case, 1 mm) and a trained model::
 
-    python scripts/validate_real.py --model models/best.pt [--real /work/shared/real] [--params params.yaml]
+    python scripts/validate_real.py --model models/best.pt [--real ../shared/real] [--params params.yaml]
 
 For every case found under ``--real`` (any layout ``bratseg.layouts`` reads), three paths with the same model:
 
@@ -47,6 +47,7 @@ from bratseg.preprocess.steps.ingest import IngestOptions
 from bratseg.rawcase import read_segmentation
 
 TOLERANCE = 0.02
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 
 
 def find_cases(real: Path) -> list[CaseFiles]:
@@ -169,7 +170,7 @@ def validate(files: CaseFiles, model_path: Path, params: Any, work: Path, native
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="a trained model (models/best.pt)")
-    parser.add_argument("--real", type=Path, default=Path("/work/shared/real"), help="folder of real cases")
+    parser.add_argument("--real", type=Path, default=REAL, help="folder of real cases")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="inference and postprocess")
     parser.add_argument("--native", action="store_true", help="also path C (no resampling; slow at 1 mm)")
     parser.add_argument("--json", type=Path, help="also write the results here")
