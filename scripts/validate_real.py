@@ -1,7 +1,7 @@
 """By-hand check on real MRI: Dice per region of ``bratseg predict``, and its resampling self-consistency.
 
-Never run by the tests or CI: it needs real scans (by default ``../shared/real`` beside the repository: a labelled BraTS 2021-layout case
-and an unlabelled BraTS 2023 case, 1 mm) and a trained model::
+Never run by the tests or CI: it needs real scans (by default ``../shared/real`` beside the repository: a
+labelled BraTS 2021-layout case and an unlabelled BraTS 2023 case, 1 mm) and a trained model::
 
     python scripts/validate_real.py --model models/best.pt [--real ../shared/real] [--params params.yaml]
 
