@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-
-from _params import load_params  # noqa: E402
 
 from bratseg.cohort.anatomy import load_templates  # noqa: E402
 from bratseg.cohort.generate import generate_case, write_case  # noqa: E402
 from bratseg.config import CohortParams  # noqa: E402
+from bratseg.paramsfile import load_params  # noqa: E402
 
 PLAIN = {
     "tumour_mix": {"enhancing": 1.0, "cystic": 0.0, "non_enhancing": 0.0},

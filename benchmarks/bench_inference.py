@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -23,14 +22,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-
-from _params import load_params  # noqa: E402
 
 from bratseg.inference.predict import probability_fn  # noqa: E402
 from bratseg.inference.sliding_window import sliding_window_predict  # noqa: E402
 from bratseg.labels import BRATS_2021  # noqa: E402
 from bratseg.models.registry import build_model  # noqa: E402
+from bratseg.paramsfile import load_params  # noqa: E402
 
 #: Brain-cropped sizes: the default cohort at 2 mm and a real BraTS case at 1 mm.
 CASES = {"default 2 mm": (77, 97, 78), "full 1 mm": (154, 191, 155)}

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 ISAS = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 #: Brain-cropped shape of a default 2 mm case (validation and inference run on whole crops like it).
@@ -72,13 +71,13 @@ def cpu_model() -> str:
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
-    from _params import load_params
     from bratseg.training.determinism import configure_determinism
 
     from bratseg.inference.predict import probability_fn
     from bratseg.inference.sliding_window import sliding_window_predict
     from bratseg.labels import n_outputs
     from bratseg.models.registry import build_model
+    from bratseg.paramsfile import load_params
     from bratseg.training.augment import augment
     from bratseg.training.losses import build_loss
     from bratseg.training.optim import build_optimizer
