@@ -71,7 +71,7 @@ def cpu_model() -> str:
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
-    from bratseg.training.determinism import configure_determinism
+    from bratseg.runtime import configure_determinism
 
     from bratseg.inference.predict import probability_fn
     from bratseg.inference.sliding_window import sliding_window_predict
