@@ -75,7 +75,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
 
     from bratseg.inference.predict import probability_fn
     from bratseg.inference.sliding_window import sliding_window_predict
-    from bratseg.labels import n_outputs
+    from bratseg.labels import BRATS_2021
     from bratseg.models.registry import build_model
     from bratseg.paramsfile import load_params
     from bratseg.training.augment import augment
@@ -85,7 +85,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     params = load_params(ROOT / "params.yaml")
     configure_determinism(args.threads or params.train.num_threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    out_ch = n_outputs(params.train.target)
+    out_ch = BRATS_2021.n_outputs(params.train.target)
     rng = np.random.default_rng(0)
 
     def setup(opt: Option) -> dict[str, Any]:
