@@ -38,6 +38,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from bratseg.errors import BratsegError
 
 MAX_BATCH = 900  # MLflow accepts at most 1000 entities per log_batch call
+#: The tag that makes a run the child of another (MLflow's nested runs).
+PARENT_TAG = "mlflow.parentRunId"
 
 
 class TrackingError(BratsegError):
@@ -175,6 +177,20 @@ def _answered(uri: str, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         ) from exc
 
 
+def _experiment_id(client: MlflowClient, context: TrackingContext, experiment: str) -> str:
+    """The id of ``experiment``, created at ``context.artifact_location`` if it does not exist yet."""
+    exp = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(experiment, artifact_location=context.artifact_location))
+    except MlflowException:  # created meanwhile by a parallel (queued) experiment, or no answer
+        found = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
 class Tracker:
     """A handle on one MLflow run. A server that stops answering raises :class:`TrackingError`."""
 
@@ -187,25 +203,51 @@ class Tracker:
 
     @classmethod
     def create(
-        cls, context: TrackingContext, experiment: str, run_name: str, tags: Mapping[str, str]
+        cls,
+        context: TrackingContext,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
     ) -> Tracker:
         """Start a new run in ``experiment`` (created at ``context.artifact_location`` if needed), tagged with
-        ``context.tags`` and ``tags``."""
+        ``context.tags`` and ``tags``; a child of ``parent_run_id`` (tag ``mlflow.parentRunId``) if given."""
         client = MlflowClient(tracking_uri=context.uri)
-        exp = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
-        if exp is None:
-            try:
-                exp_id = client.create_experiment(experiment, artifact_location=context.artifact_location)
-            except MlflowException:  # created meanwhile by a parallel (queued) experiment, or no answer
-                found = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
-                if found is None:
-                    raise
-                exp_id = found.experiment_id
-        else:
-            exp_id = exp.experiment_id
+        exp_id = _experiment_id(client, context, experiment)
         tags = {**context.tags, **tags}
+        if parent_run_id is not None:
+            tags[PARENT_TAG] = parent_run_id
         run = _answered(context.uri, "new run", client.create_run, exp_id, run_name=run_name, tags=tags)
         return cls(client, run.info.run_id)
+
+    @classmethod
+    def find_or_create(
+        cls,
+        context: TrackingContext,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        key: str,
+    ) -> tuple[Tracker, bool]:
+        """The run of ``experiment`` whose tag ``key`` has the value ``tags[key]`` (the oldest, if several),
+        set running again; else a new run as :meth:`create`. Returns it and whether it was created.
+
+        The parent run of a cross-validation: every fold's stage asks for it by the same key, the first one
+        creates it.
+        """
+        if key not in tags:
+            raise ValueError(f"tags must hold the key tag {key!r}")
+        client = MlflowClient(tracking_uri=context.uri)
+        exp_id = _experiment_id(client, context, experiment)
+        query = f"tags.`{key}` = '{tags[key]}'"
+        found = _answered(
+            context.uri, "search", client.search_runs, [exp_id], query, order_by=["attributes.start_time ASC"]
+        )
+        if found:
+            tracker = cls(client, found[0].info.run_id)
+            tracker._call("reopen", client.update_run, tracker.run_id, status="RUNNING")
+            return tracker, False
+        return cls.create(context, experiment, run_name, tags), True
 
     @classmethod
     def attach(cls, context: TrackingContext, run_id: str) -> Tracker | None:
