@@ -66,19 +66,40 @@ def _convert(hint: Any, value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class TumourMix(_Section):
+    """Relative frequency of each tumour family (normalised to sum to 1; 0 leaves a family out)."""
+
+    enhancing: float
+    cystic: float
+    non_enhancing: float
+
+
+@dataclass(frozen=True)
 class CohortParams(_Section):
     n_cases: int
     seed: int
     voxel_mm: float
     field_of_view_mm: tuple[float, float, float]
-    no_enhancing_fraction: float
+    variant: str
+    tumour_mix: TumourMix
+    multifocal_fraction: float
+    lobes: tuple[int, int]
     core_radius_mm: tuple[float, float]
     edema_ratio: tuple[float, float]
+    non_enhancing_edema_ratio: tuple[float, float]
     necrosis_ratio: tuple[float, float]
     deformation_mm: float
     rotation_deg: float
     scale_jitter: float
     mass_effect_mm: float
+    ventricle_mm: float
+    atrophy: float
+    contrast_jitter: float
+    gamma: float
+    texture: float
+    slice_thickness_mm: tuple[float, float]
+    skull_strip: float
+    distractors: float
     bias_field: float
     noise: float
 
@@ -282,6 +303,18 @@ class AugmentParams(_Section):
     intensity_scale: float
     intensity_shift: float
     rotation_deg: float
+    scale: float
+    spatial_p: float
+    contrast: float
+    contrast_p: float
+    gamma: float
+    gamma_p: float
+    low_res: float
+    low_res_p: float
+    blur_sigma: float
+    blur_p: float
+    noise_std: float
+    noise_p: float
 
 
 @dataclass(frozen=True)
@@ -390,6 +423,17 @@ class Params(_Section):
         return net
 
 
+#: Cohort keys that are ``[lower, upper]`` ranges (checked for ``lower <= upper`` by :func:`parse_params`).
+RANGE_KEYS = (
+    "lobes",
+    "core_radius_mm",
+    "edema_ratio",
+    "non_enhancing_edema_ratio",
+    "necrosis_ratio",
+    "slice_thickness_mm",
+)
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
@@ -457,10 +501,12 @@ def parse_params(raw: Mapping[str, Any], schema: Mapping[str, Any], source: str 
             f"{source}: train.batch_size: {tp.batch_size} is not divisible by train.nproc = {tp.nproc} "
             "(batch_size is the global batch, split evenly over the processes)"
         )
-    for key in ("core_radius_mm", "edema_ratio", "necrosis_ratio"):
+    for key in RANGE_KEYS:
         lo, hi = getattr(params.cohort, key)
         if lo > hi:
             raise ConfigError(f"{source}: cohort.{key}: lower bound {lo} exceeds upper bound {hi}")
+    if sum(params.cohort.tumour_mix.to_dict().values()) <= 0:
+        raise ConfigError(f"{source}: cohort.tumour_mix: at least one tumour family needs a positive weight")
     lo, hi = params.preprocess.normalise.clip_percentiles
     if lo >= hi:
         raise ConfigError(f"{source}: preprocess.normalise.clip_percentiles: {lo} must be below {hi}")

@@ -171,7 +171,7 @@ class CaseFiles:
     def existing_files(self) -> list[Path]:
         """The files of this case that exist on disk (images once each, then segmentation)."""
         files = list(dict.fromkeys(p for p in self.images.values() if p.exists()))
-        return files + ([self.seg] if self.seg is not None else [])
+        return files + ([self.seg] if self.seg is not None and self.seg.exists() else [])
 
 
 def detect_layout(case_id: str) -> str:
@@ -251,7 +251,9 @@ def case_files(
         raise ValueError(f"data.overrides.{case_id}: unknown file kind(s) {bad} (use {', '.join(KINDS)})")
     paths = {k: _find(folder, f"{case_id}{spec.separator}{spec.suffixes[k]}") for k in KINDS}
     paths.update({k: folder / v for k, v in overrides.items()})
-    seg = paths["seg"] if paths["seg"].exists() else None
+    # an overridden segmentation is the case's even when missing: read_case then names the file (a typo in
+    # data.overrides must not make a labelled case silently unlabelled)
+    seg = paths["seg"] if paths["seg"].exists() or "seg" in overrides else None
     unexpected = tuple(p for p in _niftis(folder) if p not in paths.values())
     chosen, candidates = _labels_for(name, case_id, labels)
     grade = folder.parent.name if spec.grade_folders and folder.parent.name in GRADE_FOLDERS else ""

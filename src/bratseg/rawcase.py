@@ -39,10 +39,10 @@ class RawCase:
 
     Attributes:
         case_id: the case folder's name.
-        layout: the BraTS layout name (``brats2020`` …).
-        convention: the label convention's name (``brats2021`` or ``brats2023``).
+        layout: the layout name (``brats2020``, ``msd_task01`` …).
+        convention: the name of the label set that read the segmentation (a ``LABEL_SETS`` name).
         image: ``(4, X, Y, Z)`` float32, modalities in :data:`MODALITIES` order.
-        classes: ``(X, Y, Z)`` uint8 classes 0..3, or ``None`` for an unlabelled case.
+        classes: ``(X, Y, Z)`` uint8 canonical classes (``bratseg.labels``), or ``None`` when unlabelled.
         geometry: the grid of the first modality (shape, affine, spacing, header).
         sources: file path per modality (and ``"seg"`` when labelled), as strings.
     """
@@ -132,17 +132,20 @@ def read_modality(
 
 
 def read_segmentation(
-    case_id: str, path: Path, convention: LabelSet, ref: Geometry | None = None
+    case_id: str, path: Path, convention: LabelSet, ref: Geometry | None = None, onto: bool = False
 ) -> npt.NDArray[np.uint8]:
     """A segmentation as canonical classes ``(X, Y, Z)``: 3D, integral, values of the label set
-    ``convention``, and on the grid of ``ref`` when given.
+    ``convention``, and on the grid of ``ref`` when given (``onto``: resampled onto it, nearest, when its
+    grid differs: ``data.resample_to``).
 
     Raises:
         CaseError: naming the case and ``path``.
     """
     img = load_nifti(path, case_id)
     raw = spatial_data(img, case_id, path)
-    if ref is not None:
+    if ref is not None and onto and _grid_differs(img, tuple(raw.shape), ref):
+        raw = _onto(case_id, path, img, ref, order=0)
+    elif ref is not None:
         _check_grid(case_id, path, img, tuple(raw.shape), ref)
     if np.issubdtype(raw.dtype, np.floating):
         if not np.isfinite(raw).all():
@@ -196,13 +199,14 @@ MIN_ZERO_FRACTION = 0.1
 
 
 def _onto(
-    case_id: str, path: Path, img: nib.Nifti1Image, ref_img: nib.Nifti1Image, order: int
+    case_id: str, path: Path, img: nib.Nifti1Image, ref: Geometry, order: int
 ) -> npt.NDArray[np.float32]:
-    """``img`` resampled onto the grid of ``ref_img`` through world coordinates (``data.resample_to``)."""
+    """``img`` resampled onto the grid ``ref`` through world coordinates (``data.resample_to``)."""
     from nibabel.processing import resample_from_to
 
     data = np.asarray(spatial_data(img, case_id, path), dtype=np.float32)
-    moved = resample_from_to(nib.Nifti1Image(data, img.affine), ref_img, order=order, mode="constant", cval=0)
+    grid = (ref.shape, ref.affine_array)
+    moved = resample_from_to(nib.Nifti1Image(data, img.affine), grid, order=order, mode="constant", cval=0)
     return np.asarray(moved.dataobj, dtype=np.float32)
 
 
@@ -240,7 +244,7 @@ def read_case(files: CaseFiles, resample_to: str | None = None) -> RawCase:
         ref = Geometry.from_image(ref_nii)
         arrays = _four_d(case_id, path, ref_nii, files.channels)
     else:
-        arrays, ref_nii, ref = _three_d(files, resample_to)
+        arrays, ref = _three_d(files, resample_to)
     channels = [arrays[m] for m in MODALITIES]
     image = np.stack(channels)
     del channels
@@ -250,7 +254,8 @@ def read_case(files: CaseFiles, resample_to: str | None = None) -> RawCase:
         raise CaseError(case_id, files.images[resample_to or MODALITIES[0]], reason)
     classes = None
     if files.seg is not None:
-        classes = _read_seg(files, ref, ref_nii, resample_to)
+        seg = Path(str(files.seg))
+        classes = read_segmentation(case_id, seg, files.convention, ref, onto=resample_to is not None)
     sources = {m: str(files.images[m]) for m in MODALITIES}
     if files.seg is not None:
         sources["seg"] = str(files.seg)
@@ -267,66 +272,72 @@ def read_case(files: CaseFiles, resample_to: str | None = None) -> RawCase:
 
 def _three_d(
     files: CaseFiles, resample_to: str | None
-) -> tuple[dict[str, npt.NDArray[np.float32]], nib.Nifti1Image, Geometry]:
+) -> tuple[dict[str, npt.NDArray[np.float32]], Geometry]:
     """One file per modality; the grid is the first modality's (``resample_to``'s when given)."""
     order = [m for m in MODALITIES if m != resample_to]
     if resample_to is not None:
         order.insert(0, resample_to)
     arrays: dict[str, npt.NDArray[np.float32]] = {}
-    ref_nii, ref = None, None
+    ref = None
     for modality in order:
         path = Path(files.images[modality])
         img, data = read_modality(files.case_id, modality, path)
-        if ref_nii is None or ref is None:
-            ref_nii, ref = img, Geometry.from_image(img)
-        elif resample_to is not None and _grid_differs(img, tuple(data.shape), ref):
-            data = _onto(files.case_id, path, img, ref_nii, order=1)
+        if ref is None:
+            ref = Geometry.from_image(img)
         else:
-            _check_grid(files.case_id, path, img, tuple(data.shape), ref)
+            data = _on_grid(files.case_id, path, img, data, ref, resample_to is not None)
         arrays[modality] = data
-    assert ref_nii is not None and ref is not None
-    return arrays, ref_nii, ref
+    assert ref is not None
+    return arrays, ref
+
+
+def _on_grid(
+    case_id: str, path: Path, img: nib.Nifti1Image, data: npt.NDArray[np.float32], ref: Geometry, onto: bool
+) -> npt.NDArray[np.float32]:
+    """``data`` checked to lie on ``ref``'s grid, or (``onto``) resampled onto it, linearly, where not."""
+    if onto and _grid_differs(img, tuple(data.shape), ref):
+        return _onto(case_id, path, img, ref, order=1)
+    _check_grid(case_id, path, img, tuple(data.shape), ref)
+    return data
 
 
 def _grid_differs(img: nib.Nifti1Image, shape: tuple[int, ...], ref: Geometry) -> bool:
     return shape != ref.shape or affine_mismatch(ref.affine_array, img.affine) is not None
 
 
-def _read_seg(
-    files: CaseFiles, ref: Geometry, ref_nii: nib.Nifti1Image, resample_to: str | None
-) -> npt.NDArray[np.uint8]:
-    path = Path(str(files.seg))
-    if resample_to is not None:
-        img = load_nifti(path, files.case_id)
-        if _grid_differs(img, tuple(img.shape[:3]), ref):
-            moved = _onto(files.case_id, path, img, ref_nii, order=0)
-            try:
-                return files.convention.to_classes(np.rint(moved).astype(np.int64))
-            except UnknownLabelError as exc:
-                raise CaseError(files.case_id, path, str(exc)) from exc
-    return read_segmentation(files.case_id, path, files.convention, ref)
-
-
 def read_images(properties: dict[str, Any]) -> dict[str, npt.NDArray[np.float32]]:
     """The raw modalities of a cached case (``properties``: its ``properties.json``), read again from their
-    files with the ingest checks; a 4D file (``properties["channels"]``) is decoded once."""
+    files with the ingest checks, on the case's grid (put onto it as at ingest when ``data.resample_to`` was
+    set); a 4D file (``properties["channels"]``) is decoded once."""
     case_id, sources = properties["case_id"], properties["sources"]
     channels = properties.get("channels") or {}
     if channels:
         path = Path(sources[MODALITIES[0]])
         return _four_d(case_id, path, load_nifti(path, case_id), channels)
-    return {m: read_modality(case_id, m, Path(sources[m]))[1] for m in MODALITIES}
+    ref = Geometry.from_dict(properties["geometry"])
+    onto = _resampled_to(properties) is not None
+    out = {}
+    for m in MODALITIES:
+        img, data = read_modality(case_id, m, Path(sources[m]))
+        out[m] = _on_grid(case_id, Path(sources[m]), img, data, ref, onto)
+    return out
+
+
+def _resampled_to(properties: dict[str, Any]) -> str | None:
+    resample_to: str | None = (properties.get("transforms") or {}).get("resample_to")
+    return resample_to
 
 
 def reference_classes(properties: dict[str, Any]) -> npt.NDArray[np.uint8]:
     """Ground truth of a cached case on its original grid, read again from the raw segmentation file.
 
-    It goes through the same checks as at ingest (3D, integral, known labels, the case's grid), so a file
-    changed since preprocessing fails with one line naming it.
+    It goes through the same checks as at ingest (3D, integral, known labels, the case's grid, or put onto it
+    when ``data.resample_to`` was set), so a file changed since preprocessing fails with one line naming it.
     """
     return read_segmentation(
         properties["case_id"],
         Path(properties["sources"]["seg"]),
         label_set(properties["convention"]),
         Geometry.from_dict(properties["geometry"]),
+        onto=_resampled_to(properties) is not None,
     )

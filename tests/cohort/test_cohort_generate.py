@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -11,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from bratseg.cohort.generate import generate_case, generate_cohort, write_case
-from bratseg.layouts import MODALITIES, case_files, discover_cases
+from bratseg.cohort.generate import generate_case, write_case
+from bratseg.config import TumourMix
+from bratseg.layouts import MODALITIES, case_files
 
 
 def _template_brain_centre() -> np.ndarray:
@@ -108,18 +108,55 @@ def test_enhancing_cases_have_all_three_labels(params, case_of):
         assert (case.seg == 4).sum() > (case.seg == 1).sum() * 0.5
 
 
-def test_edema_only_cases_have_no_core(case_of):
+NON_ENHANCING = TumourMix(enhancing=0.0, cystic=0.0, non_enhancing=1.0)
+
+
+def test_non_enhancing_cases_have_a_labelled_core(case_of):
+    for index in range(4):
+        case = case_of(index, tumour_mix=NON_ENHANCING)
+        assert case.tumour_type == "non_enhancing"
+        counts = {int(v): int(n) for v, n in zip(*np.unique(case.seg, return_counts=True), strict=True)}
+        assert counts.get(1, 0) > 100, f"case {index}: the non-enhancing core is labelled 1"
+        assert counts.get(4, 0) < 0.2 * counts[1], f"case {index}: at most a small enhancing focus"
+        assert counts.get(2, 0) > 0
+
+
+def test_cystic_cases_have_a_thin_rim_around_a_labelled_cyst(case_of):
     for index in range(3):
-        case = case_of(index, no_enhancing_fraction=1.0)
-        assert case.tumour_type == "no_enhancing"
-        assert set(np.unique(case.seg).tolist()) == {0, 2}, f"case {index}"
-        assert (case.seg == 2).sum() > 100
+        case = case_of(index, tumour_mix=TumourMix(enhancing=0.0, cystic=1.0, non_enhancing=0.0))
+        assert case.tumour_type == "cystic"
+        inner, rim = (case.seg == 1).sum(), (case.seg == 4).sum()
+        assert inner > 0 and rim > 0
+        enhancing = case_of(index)
+        ratio_cyst = inner / (inner + rim)
+        ratio_nec = (enhancing.seg == 1).sum() / np.isin(enhancing.seg, (1, 4)).sum()
+        assert ratio_cyst > ratio_nec, f"case {index}: a cyst fills more of the core than necrosis does"
 
 
-def test_tumour_type_follows_the_fraction(make_params):
-    p = make_params(n_cases=40, no_enhancing_fraction=0.5, voxel_mm=8.0)
+def test_tumour_types_follow_the_mix(make_params):
+    mix = TumourMix(enhancing=0.5, cystic=0.25, non_enhancing=0.25)
+    p = make_params(n_cases=40, tumour_mix=mix, voxel_mm=8.0)
     kinds = [generate_case(i, p).tumour_type for i in range(p.n_cases)]
-    assert 8 <= kinds.count("no_enhancing") <= 32
+    assert 12 <= kinds.count("enhancing") <= 28
+    assert 3 <= kinds.count("cystic") <= 17 and 3 <= kinds.count("non_enhancing") <= 17
+
+
+def test_lobes_and_satellites(case_of):
+    lobed = [case_of(i, lobes=(3, 4), multifocal_fraction=1.0) for i in range(3)]
+    for case in lobed:
+        assert case.provenance["lobes"][0] in (3, 4)
+        assert 2 <= case.provenance["foci"] <= 3
+    plain = case_of(0)
+    assert plain.provenance["lobes"] == [1] and plain.provenance["foci"] == 1
+    # lobes make the core less compact: a lower volume-to-bounding-sphere ratio than single-lobed cores
+    def compactness(seg: np.ndarray) -> float:
+        core = np.argwhere(np.isin(seg, (1, 4)))
+        radius = np.linalg.norm(core - core.mean(0), axis=1).max() + 0.5
+        return len(core) / (4 / 3 * np.pi * radius**3)
+
+    singles = [compactness(case_of(i, multifocal_fraction=0.0).seg) for i in range(3)]
+    multi = [compactness(case_of(i, lobes=(4, 4), multifocal_fraction=0.0).seg) for i in range(3)]
+    assert np.mean(multi) < np.mean(singles)
 
 
 def test_mass_effect_moves_tissue_near_the_tumour_only(case_of):
@@ -135,17 +172,11 @@ def test_mass_effect_moves_tissue_near_the_tumour_only(case_of):
     assert diff[dist_mm < 3 * 20.0].sum() > 0.9 * diff.sum()
 
 
-def test_bad_arguments_name_the_parameter(params, make_params):
+def test_bad_index_names_the_argument(params):
     with pytest.raises(ValueError, match="index"):
         generate_case(params.n_cases, params)
     with pytest.raises(ValueError, match="index"):
         generate_case(-1, params)
-    with pytest.raises(ValueError, match="necrosis_ratio"):
-        generate_case(0, make_params(necrosis_ratio=(0.6, 0.4)))
-    with pytest.raises(ValueError, match="bias_field"):
-        generate_case(0, make_params(bias_field=-0.1))
-    with pytest.raises(ValueError, match="indices"):
-        generate_cohort(params, Path("unused"), indices=[0, 99])
 
 
 def test_written_files_are_brats_2021_and_byte_identical(tmp_path, params, case_of):
@@ -156,6 +187,7 @@ def test_written_files_are_brats_2021_and_byte_identical(tmp_path, params, case_
     for p, q in zip(first, second, strict=True):
         assert p.read_bytes() == q.read_bytes(), f"{p.name} differs between two runs"
     assert sorted(p.name for p in (tmp_path / "a" / case.case_id).iterdir()) == sorted(p.name for p in first)
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp")], "no half-written file left"
 
     files = case_files(tmp_path / "a" / case.case_id)
     assert files.layout == "brats2021" and files.seg == first[-1]
@@ -172,13 +204,3 @@ def test_written_files_are_brats_2021_and_byte_identical(tmp_path, params, case_
     seg = nib.load(files.seg)
     assert seg.get_data_dtype() == np.uint8
     np.testing.assert_array_equal(np.asarray(seg.dataobj), case.seg)
-
-
-def test_generate_cohort_writes_and_logs_each_case(tmp_path, params, caplog):
-    with caplog.at_level(logging.INFO, logger="bratseg.cohort.generate"):
-        paths = generate_cohort(params, tmp_path, indices=[0, 4])
-    assert len(paths) == 10 and all(p.exists() for p in paths)
-    assert [c.case_id for c in discover_cases(tmp_path)] == ["BraTS2021_00000", "BraTS2021_00004"]
-    lines = [r.getMessage() for r in caplog.records if r.name == "bratseg.cohort.generate"]
-    assert len(lines) == 2 and "BraTS2021_00004" in lines[1]
-    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp")]

@@ -1,12 +1,19 @@
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
-from bratseg.config import InferenceParams, NetParams, PostprocessParams
+from bratseg.cache import open_case
+from bratseg.config import InferenceParams, NetParams, PostprocessParams, PreprocessParams
 from bratseg.inference.predict import TrainedModel, restore_original, write_segmentation
 from bratseg.io import Geometry
+from bratseg.labels import BRATS_2021, MSD_TASK01
+from bratseg.layouts import MODALITIES
 from bratseg.models.checkpoint import save_checkpoint
 from bratseg.models.registry import build_model
+from bratseg.preprocess.steps.finalise import finalise
+from bratseg.preprocess.steps.ingest import IngestOptions, ingest
+from bratseg.rawcase import reference_classes
 
 
 def geometry(tmp_path, shape=(11, 13, 9)):
@@ -51,3 +58,124 @@ def test_trained_model_loads_and_segments(tmp_path):
     x = torch.from_numpy(image[None, :, :8, :8, :8].astype(np.float32))
     with torch.no_grad():
         assert torch.equal(loaded.network(x), model.eval()(x))
+
+
+# --- restore_original: the crop, the resampling and the reorientation undone ----------------------------
+
+
+def _affine(kind: str, spacing=(2.0, 2.0, 2.0)) -> np.ndarray:
+    """LPS (BraTS's own headers), IRA (a 3-cycle of the axes plus a flip) or an oblique LPS grid."""
+    affine = np.eye(4)
+    if kind == "LPS":
+        affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) * spacing
+    elif kind == "IRA":
+        affine[:3, :3] = 0
+        affine[2, 0], affine[0, 1], affine[1, 2] = -spacing[0], spacing[1], spacing[2]
+    elif kind == "oblique":
+        t = np.deg2rad(20.0)
+        rot = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+        affine[:3, :3] = rot @ np.diag([-1.0, -1.0, 1.0]) @ np.diag(spacing)
+    affine[:3, 3] = [30.0, -12.5, 7.0]
+    return affine
+
+
+def _cache(tmp_path, files, target, margin=1):
+    """The pipeline's own ingest and finalise (no N4) on ``files``; the cached case."""
+    params = PreprocessParams.from_dict(
+        {
+            "target_spacing_mm": "native",
+            "resample": {"image_order": 3},
+            "n4": {
+                "enabled": False,
+                "shrink_factor": 2,
+                "fit_spacing_mm": 8.0,
+                "iterations": [1],
+                "convergence": 0.001,
+                "control_points": 4,
+                "histogram_bins": 50,
+            },
+            "normalise": {"clip_percentiles": [0.5, 99.5]},
+            "crop": {"margin_vox": margin},
+            "cache": {"dtype": "float32", "locations_per_class": 5},
+        }
+    )
+    ingest(files, tmp_path / "ingested.npz", IngestOptions(target_spacing=target))
+    finalise(tmp_path / "ingested.npz", tmp_path / "case", params)
+    return open_case(tmp_path / "case")
+
+
+@pytest.mark.parametrize("kind", ["LPS", "IRA", "oblique"])
+def test_restore_original_is_exact_without_resampling(tmp_path, write_case, make_phantom, kind):
+    ph = make_phantom()
+    affine = _affine(kind)
+    files = write_case(
+        tmp_path / "raw", "BraTS2021_00001", ph, affines={k: affine for k in (*MODALITIES, "seg")}
+    )
+    case = _cache(tmp_path, files, target=(2.0, 2.0, 2.0))
+    assert not case.properties["transforms"]["resampling"]["resampled"]
+    assert case.label().shape != ph.seg.shape  # cropped (and permuted for IRA)
+    classes, geometry = restore_original(case.label(), case.properties)
+    reference = reference_classes(case.properties)
+    assert classes.dtype == np.uint8 and classes.flags.c_contiguous
+    np.testing.assert_array_equal(classes, reference)
+    np.testing.assert_array_equal(classes, BRATS_2021.to_classes(ph.seg))
+    write_segmentation(tmp_path / "pred.nii.gz", classes, geometry, "brats2021")
+    out, raw = nib.load(tmp_path / "pred.nii.gz"), nib.load(files.seg)
+    np.testing.assert_array_equal(np.asarray(out.dataobj), ph.seg)
+    np.testing.assert_allclose(out.affine, raw.affine)
+    assert out.header.get_zooms() == raw.header.get_zooms() and out.shape == raw.shape
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.count_nonzero(a & b) / max(1, np.count_nonzero(a) + np.count_nonzero(b))
+
+
+@pytest.mark.parametrize("kind", ["LPS", "oblique"])
+def test_restore_original_through_resampling_up_and_back(tmp_path, write_case, make_phantom, kind):
+    """A 2 mm case processed at 1 mm: the labels come back on the 2 mm grid exactly (every 1 mm voxel of a
+    2 mm voxel votes for its class on the way back)."""
+    ph = make_phantom(shape=(31, 33, 27))
+    affine = _affine(kind)
+    files = write_case(
+        tmp_path / "raw", "BraTS2021_00001", ph, affines={k: affine for k in (*MODALITIES, "seg")}
+    )
+    case = _cache(tmp_path, files, target=(1.0, 1.0, 1.0))
+    plan = case.properties["transforms"]["resampling"]
+    assert plan["resampled"] and plan["shape"] == [62, 66, 54]
+    classes, geometry = restore_original(case.label(), case.properties)
+    reference = BRATS_2021.to_classes(ph.seg)
+    assert geometry.shape == ph.seg.shape and set(np.unique(classes)) <= set(np.unique(reference))
+    for name, got, want in zip(
+        BRATS_2021.region_names,
+        BRATS_2021.region_masks(classes),
+        BRATS_2021.region_masks(reference),
+        strict=True,
+    ):
+        print(f"2 -> 1 -> 2 mm Dice {name} {_dice(got, want):.4f}")
+        assert _dice(got, want) >= 0.99, name
+
+
+def test_restore_original_through_resampling_down_and_back(tmp_path, write_case, make_phantom):
+    """A 1 mm case processed at 2 mm: a hard 2 mm label map loses the 1 mm boundary (the round trip of the
+    reference itself: measured WT 0.958, TC 0.940, ET 0.903 on this small phantom; bench_roundtrip.py measures
+    full-size cases)."""
+    ph = make_phantom(shape=(61, 65, 53), voxel_mm=1.0)
+    files = write_case(tmp_path / "raw", "BraTS2021_00001", ph)
+    case = _cache(tmp_path, files, target=(2.0, 2.0, 2.0))
+    classes, _ = restore_original(case.label(), case.properties)
+    reference = BRATS_2021.to_classes(ph.seg)
+    masks = zip(BRATS_2021.region_masks(classes), BRATS_2021.region_masks(reference), strict=True)
+    wt, tc, et = (_dice(got, want) for got, want in masks)
+    assert wt > 0.94 and tc > 0.92 and et > 0.88, (wt, tc, et)
+
+
+def test_msd_prediction_is_written_as_a_3d_file_on_the_4d_image_grid(tmp_path, make_phantom):
+    ph = make_phantom()
+    img4d = nib.Nifti1Image(np.stack([ph.images[m] for m in MODALITIES], -1), ph.affine)
+    geometry = Geometry.from_image(img4d)
+    classes = BRATS_2021.to_classes(ph.seg)
+    write_segmentation(tmp_path / "BRATS_001.nii.gz", classes, geometry, "msd_task01")
+    out = nib.load(tmp_path / "BRATS_001.nii.gz")
+    assert out.shape == ph.seg.shape and out.header["dim"][0] == 3
+    np.testing.assert_allclose(out.affine, ph.affine)
+    np.testing.assert_array_equal(np.asarray(out.dataobj), MSD_TASK01.from_classes(classes))

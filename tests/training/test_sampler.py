@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -64,7 +66,9 @@ def test_foreground_fraction_of_patches_hit_the_tumour(case_factory):
 
 
 def test_loader_workers_do_not_change_the_batches(cached_cases):
-    ds = dataset(cached_cases, augment_params=AugmentParams(True, 0.1, 0.1, 0.0))
+    off = {f.name: 0.0 for f in dataclasses.fields(AugmentParams)}
+    params = AugmentParams(**{**off, "flip": True, "intensity_scale": 0.1, "intensity_shift": 0.1})
+    ds = dataset(cached_cases, augment_params=params)
     single = [b[0] for b in torch.utils.data.DataLoader(ds, batch_size=4, num_workers=0)]
     multi = [b[0] for b in torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)]
     assert all(torch.equal(x, y) for x, y in zip(single, multi, strict=True))

@@ -1,4 +1,5 @@
 # The validated parameters, the case table and helpers shared by all rules.
+import dataclasses
 import hashlib
 import math
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 import _repo  # this repository's src first, for the workflow and every job it starts
 
-from bratseg.codedeps import closure, relative
+from bratseg.codedeps import PACKAGE_DIR, closure, relative
 from bratseg.errors import BratsegError
 from bratseg.layouts import case_files, discover_cases
 from bratseg.paramsfile import params_from_mapping
@@ -28,8 +29,12 @@ try:
         _unknown = sorted(set(PARAMS.data.exclude) - set(PARAMS.cohort.case_ids()))
         if _unknown:
             raise BratsegError(f"params.yaml: data.exclude names case(s) not in the synthetic cohort: {_unknown}")
+        # Labelled by construction: synthesize_case writes the segmentation, which need not exist yet.
         CASES = {
-            cid: case_files(_raw / cid, "brats2021", PARAMS.data.labels, PARAMS.data.overrides.get(cid))
+            cid: dataclasses.replace(
+                case_files(_raw / cid, "brats2021", PARAMS.data.labels, PARAMS.data.overrides.get(cid)),
+                seg=Path(SYNTHETIC_FILES.format(case=cid, kind="seg")),
+            )
             for cid in PARAMS.cohort.case_ids()
             if cid not in PARAMS.data.exclude
         }
@@ -58,8 +63,9 @@ STORAGE_IO = workflow.storage_settings.default_storage_provider is not None
 
 
 def _code_files(script):
-    root = Path(workflow.basedir)
-    return relative(closure([root / "workflow" / "scripts" / script]), root)
+    # relative to the repository of the package imported (a cluster job may run a deployed copy elsewhere)
+    root = PACKAGE_DIR.parents[1]
+    return relative(closure([Path(workflow.basedir) / "workflow" / "scripts" / script]), root)
 
 
 def code(script):

@@ -21,6 +21,10 @@ from bratseg.cohort.fields import F32
 
 F64 = npt.NDArray[np.float64]
 TEMPLATE_NAME = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
+#: Points (template mm) inside the lateral ventricles, left and right: the most interior voxel (farthest from
+#: the CSF boundary) of the deep (> 15 mm from the brain's edge) ventricle component, in front of and behind
+#: y = -15 mm (the bodies near the frontal horns, and the atria), per hemisphere.
+VENTRICLE_CENTRES_MM = ((-5.0, 1.0, 17.0), (5.0, 1.0, 17.0), (-21.0, -38.0, 17.0), (21.0, -38.0, 17.0))
 
 
 def template_dir() -> Path:
@@ -47,12 +51,20 @@ class Templates:
 
 
 def _read(name: str) -> tuple[F32, F64]:
+    """A template as float32 in C order, values / 255 (the files hold uint8 probabilities and intensities).
+
+    The uint8 voxels are put in C order before the conversion to float32 (four times less memory traffic).
+    """
     path = template_dir() / TEMPLATE_NAME.format(name)
     if not path.exists():
         raise FileNotFoundError(f"template {path} not found (is nilearn installed with its package data?)")
     img = nib.Nifti1Image.from_filename(path)
-    data = np.asarray(img.dataobj, dtype=np.float32) / np.float32(255.0)
-    return np.ascontiguousarray(data), np.asarray(img.affine, dtype=np.float64)
+    proxy = img.dataobj
+    plain = getattr(proxy, "slope", 1.0) == 1.0 and getattr(proxy, "inter", 0.0) == 0.0
+    raw = np.asanyarray(proxy.get_unscaled()) if plain else np.asarray(proxy, dtype=np.float32)  # type: ignore[attr-defined]
+    data = np.ascontiguousarray(raw).astype(np.float32)
+    data /= np.float32(255.0)
+    return data, np.asarray(img.affine, dtype=np.float64)
 
 
 @functools.lru_cache(maxsize=1)
@@ -136,3 +148,22 @@ class Anatomy:
         out = np.zeros(self.flat.size, dtype=np.float32)
         out[self.in_box(box) if sel is None else sel] = values[self.brain[box]]
         return out
+
+
+def widen_csf(anatomy: Anatomy, amount: float) -> Anatomy:
+    """Atrophy: CSF fraction ``c -> 1 - (1 - c) ** (1 + amount)``; grey and white matter share the rest.
+
+    Voxels of pure tissue are unchanged; partial-volume voxels at sulci and ventricles gain CSF, which widens
+    them. ``amount`` 0 returns ``anatomy`` itself.
+    """
+    if amount < 0:
+        raise ValueError(f"amount must be >= 0, got {amount}")
+    if amount == 0:
+        return anatomy
+    tissue = np.float32(1.0) - anatomy.csf
+    new_tissue = np.power(np.maximum(tissue, np.float32(0.0)), np.float32(1.0 + amount))
+    scale = new_tissue / np.maximum(tissue, np.float32(1e-6))
+    return Anatomy(
+        anatomy.brain, anatomy.flat, anatomy.wm * scale, anatomy.gm * scale, np.float32(1.0) - new_tissue,
+        anatomy.texture,
+    )

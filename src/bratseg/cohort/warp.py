@@ -11,6 +11,7 @@ effect of the tumour (tissue pushed away from it). The templates are resampled o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +101,8 @@ class MassEffect:
     """Tissue pushed radially away from ``centre_mm``: displacement ``a ρ exp((1 − ρ²) / 2)``, ``ρ = r / R``.
 
     The displacement peaks at ``a`` on the sphere of radius ``R`` and vanishes at the centre and far away; it
-    stays invertible (no folding) while ``a < R / √e``.
+    stays invertible (no folding) while ``|a| < R / √e``. A negative ``a`` pulls tissue in (the content of the
+    sphere shrinks).
     """
 
     centre_mm: F64  # (3,) in output-grid world coordinates
@@ -134,7 +136,7 @@ def _subtract_mass_effect(
     ``centre_mm`` is the grid centre; the effect is computed within ``4 R`` of the tumour (beyond, < 0.002 a).
     """
     a, r0 = mass.amplitude_mm, mass.radius_mm
-    if a <= 0 or r0 <= 0:
+    if a == 0 or r0 <= 0:
         return
     centre_vox = (np.asarray(mass.centre_mm) - centre_mm) / voxel_mm + (np.asarray(shape) - 1) / 2.0
     half = int(np.ceil(4.0 * r0 / voxel_mm))
@@ -162,7 +164,7 @@ def resample(
     warp: Warp,
     shape: tuple[int, int, int],
     voxel_mm: float,
-    mass: MassEffect | None = None,
+    mass: Sequence[MassEffect] = (),
 ) -> Anatomy:
     """Pull the templates back onto the output grid through one composed coordinate map (linear sampling).
 
@@ -173,7 +175,7 @@ def resample(
     inv = np.linalg.inv(templates.vox_to_mm)
     lin = inv[:3, :3] @ warp.matrix  # output offsets (mm) -> template voxels
     const = inv[:3, :3] @ (centre + warp.shift_mm) + inv[:3, 3]
-    push = 0.0 if mass is None else mass.amplitude_mm
+    push = sum(abs(m.amplitude_mm) for m in mass)
     reach = float(np.sqrt((warp.coarse**2).sum(0)).max()) + push + 2 * voxel_mm
     lo, hi = _brain_box(templates, warp, shape, voxel_mm, reach)
     brain = np.zeros(shape, dtype=bool)
@@ -190,8 +192,8 @@ def resample(
         coords[k] += (np.float32(lin[k, 0]) * offsets[0])[:, None, None]
         coords[k] += (np.float32(lin[k, 1]) * offsets[1])[None, :, None]
         coords[k] += (np.float32(lin[k, 2]) * offsets[2] + np.float32(const[k]))[None, None, :]
-    if mass is not None:
-        _subtract_mass_effect(coords, lin, lo, shape, voxel_mm, centre, mass)
+    for effect in mass:
+        _subtract_mass_effect(coords, lin, lo, shape, voxel_mm, centre, effect)
 
     mask = ndimage.map_coordinates(templates.mask, coords, order=1, output=np.float32, prefilter=False)
     inside = mask >= 0.5

@@ -66,7 +66,8 @@ def _median(values: Sequence[Sequence[float]]) -> list[float]:
 def cohort_fingerprint(properties: Sequence[dict[str, Any]], labels: LabelSet) -> dict[str, Any]:
     """``fingerprint.json``: per-case fingerprints and the cohort summary (see the module docstring)."""
     cases = {p["case_id"]: p.get("fingerprint", {}) for p in properties}
-    spacings = [f["spacing"] for f in cases.values() if "spacing" in f]
+    # along the RAS+ axes, as the target spacing (auto) is taken; files without it: their voxel order
+    spacings = [f.get("spacing_ras", f["spacing"]) for f in cases.values() if "spacing" in f]
     shapes = [f["shape"] for f in cases.values() if "shape" in f]
     voxels: Counter[str] = Counter()
     for f in cases.values():

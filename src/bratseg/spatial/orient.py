@@ -41,9 +41,11 @@ def apply(array: npt.NDArray[Any], ornt: Ornt) -> npt.NDArray[Any]:
 
 
 def inverse(ornt: Ornt) -> Ornt:
-    """The transform that undoes ``ornt``."""
+    """The transform that undoes ``ornt``: from RAS+ (the identity orientation) back to the orientation
+    ``ornt`` describes. (``ornt_transform(ornt, identity)`` would be ``ornt`` itself: equal to the inverse
+    only for flips and axis swaps, wrong for a cyclic permutation such as ``IRA``.)"""
     identity = np.array([[0, 1], [1, 1], [2, 1]], dtype=np.float64)
-    return np.asarray(nib.orientations.ornt_transform(ornt, identity), dtype=np.float64)
+    return np.asarray(nib.orientations.ornt_transform(identity, ornt), dtype=np.float64)
 
 
 def reoriented_affine(

@@ -5,7 +5,9 @@ voxel *areas* aligned (``scipy.ndimage.zoom(..., grid_mode=True)``), so the voxe
 ``spacing * n / n_new`` (within half a voxel of the target) and the affine follows exactly.
 
 - Images: B-spline of ``order`` (3 by default), then zero outside the resampled brain mask (the background of
-  a skull-stripped case stays exactly zero; ringing cannot grow the brain).
+  a skull-stripped case stays exactly zero; ringing cannot grow the brain). Orders >= 2 run axis by axis as
+  small dense matrix products, equal to ``ndimage.zoom`` up to float32 rounding and about 5x faster for a
+  1 mm -> 2 mm case (``benchmarks/bench_preprocess.py``).
 - Labels: per class, the class indicator resampled linearly, then the class of the largest value (nnU-Net's
   ``resample_segmentation``): no class is invented and thin structures do not vanish as with nearest.
 - Probabilities (the way back, in inference): linear per channel.
@@ -16,6 +18,7 @@ voxel *areas* aligned (``scipy.ndimage.zoom(..., grid_mode=True)``), so the voxe
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -47,8 +50,12 @@ def thick_axis(spacing: Sequence[float]) -> int | None:
 def _zoom(
     volume: npt.NDArray[np.float32], shape: Shape, order: int, thick: int | None
 ) -> npt.NDArray[np.float32]:
+    """``volume`` on a grid of ``shape`` (voxel areas aligned); spline ``order``, nearest along ``thick``."""
     if tuple(volume.shape) == shape:
         return volume
+    orders = [0 if a == thick else order for a in range(3)]
+    if order >= 2:  # separable: the same tensor-product spline as ndimage.zoom, several times faster
+        return _zoom_separable(volume, shape, orders)
     factors = [n / o for n, o in zip(shape, volume.shape, strict=True)]
     if thick is None:
         return np.asarray(
@@ -58,6 +65,30 @@ def _zoom(
     out = ndimage.zoom(volume, in_plane, order=order, mode="nearest", grid_mode=True)
     along = [factors[a] if a == thick else 1.0 for a in range(3)]
     return np.asarray(ndimage.zoom(out, along, order=0, mode="nearest", grid_mode=True), np.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _weights(n: int, m: int, order: int) -> npt.NDArray[np.float32]:
+    """``(m, n)``: the 1D resampling of ``n`` samples to ``m`` as a matrix (column ``j``: ``ndimage.zoom`` of
+    the unit impulse ``e_j``, so the spline prefilter and the boundary mode are scipy's own)."""
+    eye = np.eye(n, dtype=np.float64)
+    cols = [ndimage.zoom(eye[j], m / n, order=order, mode="nearest", grid_mode=True) for j in range(n)]
+    matrix = np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float32)
+    matrix.flags.writeable = False  # shared by the cache
+    return matrix
+
+
+def _zoom_separable(
+    volume: npt.NDArray[np.float32], shape: Shape, orders: Sequence[int]
+) -> npt.NDArray[np.float32]:
+    """Axis by axis, each a small dense matrix product: a tensor-product B-spline is separable (prefilter
+    and kernel), so this equals ``ndimage.zoom`` up to float32 rounding (tested), at a fraction of its
+    cost for order 3 (``benchmarks/bench_preprocess.py``)."""
+    out = np.asarray(volume, dtype=np.float32)
+    for axis, (n, m) in enumerate(zip(volume.shape, shape, strict=True)):
+        if n != m:
+            out = np.moveaxis(np.tensordot(_weights(n, m, orders[axis]), out, axes=([1], [axis])), 0, axis)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def resampled_affine(

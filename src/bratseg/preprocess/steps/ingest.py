@@ -46,8 +46,13 @@ class IngestOptions:
 
 
 def case_fingerprint(case: RawCase, axcodes: str) -> dict[str, Any]:
-    """Native spacing, shape and orientation, intensity percentiles inside the brain, label volumes."""
+    """Native spacing, shape and orientation, intensity percentiles inside the brain, label volumes.
+
+    ``spacing`` and ``shape`` are in the file's voxel order; ``spacing_ras`` is the spacing along the RAS+
+    axes, the order in which cases are processed and the cohort's median spacing is taken."""
     mask = np.any(case.image != 0, axis=0)
+    native = case.geometry.affine_array
+    ras = orient.reoriented_affine(native, orient.to_canonical(native), case.geometry.shape)
     intensity = {}
     for i, modality in enumerate(MODALITIES):
         values = case.image[i][mask]
@@ -56,6 +61,7 @@ def case_fingerprint(case: RawCase, axcodes: str) -> dict[str, Any]:
         intensity[modality]["mean"] = float(values.mean()) if values.size else float("nan")
     out: dict[str, Any] = {
         "spacing": list(case.geometry.spacing),
+        "spacing_ras": [float(z) for z in np.linalg.norm(ras[:3, :3], axis=0)],
         "shape": list(case.geometry.shape),
         "axcodes": axcodes,
         "brain_ml": float(np.count_nonzero(mask)) * float(np.prod(case.geometry.spacing)) / 1000.0,
@@ -88,6 +94,7 @@ def prepare(case: RawCase, options: IngestOptions) -> tuple[dict[str, npt.NDArra
     if classes is not None:
         arrays["classes"] = classes
     transforms = {
+        "resample_to": options.resample_to,  # modalities put onto this one's grid when read (read_case)
         "orientation": orientation,
         "resampling": plan,
         "affine": np.asarray(affine).tolist(),
