@@ -142,8 +142,13 @@ def select_postprocessing(
         base, new = summary(current), summary(trial)
         adopted = _criterion(new) > _criterion(base)
         steps.append(
-            {"step": "largest_component", "region": region, "dice_before": base, "dice_after": new,
-             "adopted": bool(adopted)}
+            {
+                "step": "largest_component",
+                "region": region,
+                "dice_before": base,
+                "dice_after": new,
+                "adopted": bool(adopted),
+            }
         )
         if adopted:
             current = trial
@@ -151,8 +156,11 @@ def select_postprocessing(
     trials = [(t, summary(Choice(current.largest_component, t))) for t in thresholds]
     best = max(trials, key=lambda item: (_criterion(item[1]), -item[0]))[0]
     steps.append(
-        {"step": "et_min_voxels", "candidates": [{"et_min_voxels": t, "dice": d} for t, d in trials],
-         "chosen": best}
+        {
+            "step": "et_min_voxels",
+            "candidates": [{"et_min_voxels": t, "dice": d} for t, d in trials],
+            "chosen": best,
+        }
     )
     current = Choice(current.largest_component, best)
     return Selection(current, before, summary(current), tuple(steps), n_cases)

@@ -47,7 +47,7 @@ from bratseg.inference.predict import restore_original
 from bratseg.io import atomic_path, save_json
 from bratseg.labels import LabelSet
 from bratseg.pipeline.cv_predict import SUFFIX, load_classes, read_index
-from bratseg.pipeline.folds import all_folds
+from bratseg.pipeline.folds import out_of_fold
 from bratseg.pipeline.postprocessing import write_plan
 from bratseg.pipeline.runs import attach_experiment, flat_metrics, read_run
 from bratseg.rawcase import reference_classes
@@ -77,12 +77,13 @@ def out_of_fold_cases(
     """Every fold's held-out cases, in fold order, and each fold's checkpoint digest."""
     entries: list[OutOfFold] = []
     digests: dict[str, str] = {}
-    for fold in all_folds(json.loads(cohort.split.read_text()), params.cv):
-        index = read_index(cv_dir / fold.name, fold.name, fold.val)
-        digests[fold.name] = str(index["model_sha256"])
-        for case_id in fold.val:
-            path = cv_dir / fold.name / f"{case_id}{SUFFIX}"
-            entries.append(OutOfFold(fold.name, cohort.case(case_id), path))
+    split = json.loads(cohort.split.read_text())
+    for fold in params.cv.fold_names:
+        cases = out_of_fold(split, params.cv, fold)
+        index = read_index(cv_dir / fold, fold, cases)
+        digests[fold] = str(index["model_sha256"])
+        for case_id in cases:
+            entries.append(OutOfFold(fold, cohort.case(case_id), cv_dir / fold / f"{case_id}{SUFFIX}"))
     return entries, digests
 
 
@@ -132,7 +133,12 @@ def choose_plan(
             )
         return PostprocessPlan.from_params(post), None
     if not entries:
-        log.warning("no out-of-fold case to choose the post-processing on: the params' fixed plan is used")
+        if params.cv.folds > 1:
+            log.warning(
+                "no out-of-fold case to choose the post-processing on: the params' fixed plan is used"
+            )
+        else:
+            log.info("cv.folds = 1: no out-of-fold predictions; the post-processing params postprocess fixes")
         return PostprocessPlan.from_params(post), None
     scorer = model_grid_scorer(entries, params, labels)
     candidates = post.et_min_voxels_candidates

@@ -26,7 +26,7 @@ from bratseg.config import Params
 from bratseg.errors import BratsegError, ConfigError
 from bratseg.inference.predict import Ensemble
 from bratseg.io import atomic_dir
-from bratseg.pipeline.folds import fold_of
+from bratseg.pipeline.folds import out_of_fold
 from bratseg.pipeline.postprocessing import sha256
 from bratseg.runtime import configure_determinism, resolve_device
 
@@ -40,7 +40,8 @@ def save_classes(path: Path, classes: npt.NDArray[np.uint8]) -> None:
     """``classes`` as a gzip-compressed ``.npy`` without a time stamp (byte-stable)."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(classes, dtype=np.uint8), allow_pickle=False)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+    # (no file name in the header either: equal arrays, equal bytes)
+    with open(path, "wb") as raw, gzip.GzipFile("", "wb", 6, fileobj=raw, mtime=0) as gz:
         gz.write(buffer.getvalue())
 
 
@@ -69,16 +70,19 @@ def read_index(fold_dir: Path, fold: str, cases: tuple[str, ...]) -> dict[str, A
 def run_cv_predict(
     params: Params, cohort: PreprocessedCohort, model_file: Path, fold: str, out_dir: Path
 ) -> None:
-    """The whole stage for one fold: ``out_dir`` written as a whole (the old one replaced only on success)."""
+    """The whole stage for one fold: ``out_dir`` written as a whole (the old one replaced only on success).
+
+    With ``cv.folds = 1`` no case is predicted (and no model loaded): the index alone, naming the checkpoint.
+    """
     configure_determinism(params.train.num_threads)
-    device = resolve_device(params.train.device)
-    chosen = fold_of(json.loads(cohort.split.read_text()), params.cv, fold)
+    cases = out_of_fold(json.loads(cohort.split.read_text()), params.cv, fold)
     if not model_file.is_file():
         raise ConfigError(f"{model_file} not found: run the stage train@{fold} (dvc repro)")
-    model = Ensemble.load([model_file], device)
+    model = Ensemble.load([model_file], resolve_device(params.train.device)) if cases else None
     threshold = params.postprocess.threshold
     with atomic_dir(out_dir) as tmp, torch.inference_mode():
-        for case_id in chosen.val:
+        for case_id in cases:
+            assert model is not None
             t0 = time.perf_counter()
             case = cohort.case(case_id)
             if case.label() is None:
@@ -88,9 +92,9 @@ def run_cv_predict(
             log.info("%s: %s out-of-fold prediction (%.1f s)", case_id, fold, time.perf_counter() - t0)
         index = {
             "fold": fold,
-            "cases": list(chosen.val),
+            "cases": list(cases),
             "threshold": threshold,
             "model_sha256": sha256(model_file),
         }
         (tmp / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    log.info("%s: %d out-of-fold case(s) predicted into %s", fold, len(chosen.val), out_dir)
+    log.info("%s: %d out-of-fold case(s) predicted into %s", fold, len(cases), out_dir)

@@ -51,6 +51,17 @@ def fold_of(split: Mapping[str, Sequence[str]], cv: CvParams, name: str) -> Fold
     return Fold(name, tuple(c for c in split["train"] if c not in held), tuple(split[name]))
 
 
+def out_of_fold(split: Mapping[str, Sequence[str]], cv: CvParams, name: str) -> tuple[str, ...]:
+    """The cases fold ``name`` predicts out of fold: those it holds out with ``cv.folds > 1``, none with one
+    fold (no cross-validation: the default pipeline predicts nothing more than the test split).
+
+    Raises:
+        ConfigError: as :func:`fold_of`.
+    """
+    fold = fold_of(split, cv, name)
+    return fold.val if cv.folds > 1 else ()
+
+
 def all_folds(split: Mapping[str, Sequence[str]], cv: CvParams) -> list[Fold]:
     """Every fold of ``cv``, in the order of ``cv.fold_names``."""
     return [fold_of(split, cv, name) for name in cv.fold_names]
