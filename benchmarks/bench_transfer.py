@@ -1,6 +1,6 @@
 """Transfer of a trained model beyond its own cohort: real labelled MRI and a held-out generator setting.
 
-    python benchmarks/bench_transfer.py                          # models/best.pt, params.yaml, ../shared/real
+    python benchmarks/bench_transfer.py                          # models/fold0/best.pt, params.yaml, ../shared/real
     python benchmarks/bench_transfer.py --model m.pt --heldout-cases 8 --out reports/transfer
 
 Per case it prints Dice of WT / TC / ET, predicted and true volumes (ml), the number of connected components
@@ -315,7 +315,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "best.pt")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "fold0" / "best.pt")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "real")
     parser.add_argument("--spacing", type=float, default=None,

@@ -129,6 +129,14 @@ def _git(args: Sequence[str], cwd: Path) -> str | None:
     return out.stdout.decode("utf-8", "surrogateescape")
 
 
+def _excluded(pathspec: str) -> str:
+    """``pathspec`` as an exclusion; its own magic words kept (``:(glob)a/*`` -> ``:(exclude,glob)a/*``: git
+    reads no second magic prefix, so ``:(exclude):(glob)a/*`` would exclude nothing)."""
+    if pathspec.startswith(":(") and ")" in pathspec:
+        return f":(exclude,{pathspec[2:]}"
+    return f":(exclude){pathspec}"
+
+
 def git_state(cwd: Path, exclude: Sequence[str] = ()) -> dict[str, str]:
     """Commit of ``cwd``'s repository and whether the tracked files differ from it.
 
@@ -143,7 +151,7 @@ def git_state(cwd: Path, exclude: Sequence[str] = ()) -> dict[str, str]:
         files (empty when clean), which tells two dirty states apart.
     """
     commit = (_git(["rev-parse", "HEAD"], cwd) or "").strip() or "unknown"
-    spec = ["--", ".", *(f":(exclude){p}" for p in exclude)]
+    spec = ["--", ".", *(_excluded(p) for p in exclude)]
     status = _git(["status", "--porcelain", "--untracked-files=no", *spec], cwd)
     if status is None or commit == "unknown":
         return {"git.commit": commit, "git.dirty": "unknown", "git.diff_hash": ""}
