@@ -1,6 +1,6 @@
 """Transfer of a trained model beyond its own cohort: real labelled MRI and a held-out generator setting.
 
-    python benchmarks/bench_transfer.py                          # models/fold0/best.pt, params.yaml, ../shared/real
+    python benchmarks/bench_transfer.py            # models/fold0/best.pt, params.yaml, ../shared/real
     python benchmarks/bench_transfer.py --model m.pt --heldout-cases 8 --out reports/transfer
 
 Per case it prints Dice of WT / TC / ET, predicted and true volumes (ml), the number of connected components

@@ -3,7 +3,7 @@
 Never run by the tests or CI: it needs real scans (``/work/shared/real``: a labelled BraTS 2021-layout case
 and an unlabelled BraTS 2023 case, 1 mm) and a trained model::
 
-    python scripts/validate_real.py --model models/fold0/best.pt [--real /work/shared/real] [--params params.yaml]
+    python scripts/validate_real.py --model models/fold0/best.pt [--real /work/shared/real] [--params P]
 
 For every case found under ``--real`` (any layout ``bratseg.layouts`` reads), three paths with the same model:
 
