@@ -22,7 +22,7 @@ def test_repro_trains_on_two_processes(project, run):
     assert lock["stages"]["train@fold0"]["params"]["params.yaml"]["train"]["nproc"] == 2
     assert run("dvc", "status", "train@fold0").stdout.strip().endswith("up to date.")
     assert "didn't change, skipping" in run("dvc", "repro", "train@fold0").stdout
-    assert "x 2 processes" in (project / "logs/train.log").read_text()
+    assert "x 2 processes" in (project / "logs/train-fold0.log").read_text()
     con = sqlite3.connect(project / "mlflow.db")
     try:
         runs = con.execute("SELECT status FROM runs").fetchall()
