@@ -71,13 +71,13 @@ def cpu_model() -> str:
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
-    from bratseg.runtime import configure_determinism
 
     from bratseg.inference.predict import probability_fn
     from bratseg.inference.sliding_window import sliding_window_predict
     from bratseg.labels import BRATS_2021
     from bratseg.models.registry import build_model
     from bratseg.paramsfile import load_params
+    from bratseg.runtime import configure_determinism
     from bratseg.training.augment import augment
     from bratseg.training.losses import build_loss
     from bratseg.training.optim import build_optimizer

@@ -1,6 +1,6 @@
 """Transfer of a trained model beyond its own cohort: real labelled MRI and a held-out generator setting.
 
-    python benchmarks/bench_transfer.py                          # models/best.pt, params.yaml, ../shared/real
+    python benchmarks/bench_transfer.py              # models/fold0/best.pt, params.yaml, ../shared/real
     python benchmarks/bench_transfer.py --model m.pt --heldout-cases 8 --own data/preprocessed --sweep
 
 Per case it reports Dice of WT / TC / ET, predicted and true volumes (ml), the connected components of the
@@ -406,7 +406,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "best.pt")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "fold0" / "best.pt")
     parser.add_argument(
         "--params",
         type=Path,

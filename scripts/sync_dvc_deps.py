@@ -14,13 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from test_dvc_deps import runs_of  # noqa: E402  (the rule lives with its test)
+from test_dvc_deps import runs_of, stages  # noqa: E402  (the rule lives with its test)
 
 
 def collapse(files: set[str]) -> list[str]:
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     path = ROOT / "dvc.yaml"
     text = path.read_text()
-    new = rewrite(text, yaml.safe_load(text)["stages"])
+    new = rewrite(text, stages())
     if args.check:
         print("dvc.yaml deps are current" if new == text else "dvc.yaml deps differ from the import closure")
         return int(new != text)

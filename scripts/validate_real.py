@@ -3,7 +3,7 @@
 Never run by the tests or CI: it needs real scans (by default ``../shared/real`` beside the repository: a
 labelled BraTS 2021-layout case and an unlabelled BraTS 2023 case, 1 mm) and a trained model::
 
-    python scripts/validate_real.py --model models/best.pt [--real ../shared/real] [--params params.yaml]
+    python scripts/validate_real.py --model models/fold0/best.pt [--real ../shared/real] [--params P]
 
 For every case found under ``--real`` (any layout ``bratseg.layouts`` reads), three paths with the same model:
 
@@ -169,7 +169,7 @@ def validate(files: CaseFiles, model_path: Path, params: Any, work: Path, native
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="a trained model (models/best.pt)")
+    parser.add_argument("--model", type=Path, required=True, help="a trained model (models/fold0/best.pt)")
     parser.add_argument("--real", type=Path, default=REAL, help="folder of real cases")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="inference and postprocess")
     parser.add_argument("--native", action="store_true", help="also path C (no resampling; slow at 1 mm)")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bratseg.config import CohortParams, Params, params_hash, parse_params
+from bratseg.config import CohortParams, Params, deep_merge, params_hash, parse_params
 from bratseg.errors import ConfigError
 
 
@@ -114,3 +114,12 @@ def test_tiny_profile_is_valid(raw_params, schema):
     tiny = yaml.safe_load((Path(__file__).parent / "profiles" / "tiny.yaml").read_text())
     params = parse_params(deep_merge(raw_params, tiny), schema)
     assert params.cohort.shape == (60, 60, 39)
+
+
+def test_cv_fold_names_must_match_the_number_of_folds(raw_params, schema):
+    two = parse_params(deep_merge(raw_params, {"cv": {"folds": 2, "fold_names": ["fold0", "fold1"]}}), schema)
+    assert two.cv.fold_names == ("fold0", "fold1")
+    with pytest.raises(ConfigError, match=r"cv.fold_names: \[fold0\] does not match cv.folds = 2"):
+        parse_params(deep_merge(raw_params, {"cv": {"folds": 2}}), schema)
+    with pytest.raises(ConfigError, match=r"cv\.fold_names"):
+        parse_params(deep_merge(raw_params, {"cv": {"folds": 2, "fold_names": ["fold1", "fold0"]}}), schema)

@@ -22,7 +22,9 @@ SCRIPTS = ROOT / "workflow" / "scripts"
 
 
 def stages() -> dict:
-    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    """Stage name -> its body (a ``foreach`` stage's ``do``: every generated stage runs the same code)."""
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in raw.items()}
 
 
 def rule_scripts(smk: Path) -> dict[str, Path]:

@@ -57,6 +57,22 @@ def test_git_state_is_clean_when_only_pipeline_outputs_changed(repo):
     assert git_state(repo)["git.dirty"] == "true"  # without the exclusions it would read dirty
 
 
+def test_git_state_excludes_glob_pathspecs(repo):
+    """Outputs of a foreach stage (``reports/<fold>/...``) and DVC's .gitignore files at any depth."""
+    (repo / "out" / "fold0").mkdir()
+    (repo / "out" / "fold0" / "loss.csv").write_text("1\n")
+    (repo / "out" / ".gitignore").write_text("/a\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "outputs")
+    exclude = ["dvc.lock", ":(glob)out/*/loss.csv", ":(glob)**/.gitignore"]
+    clean = git_state(repo, exclude)
+    (repo / "out" / "fold0" / "loss.csv").write_text("2\n")
+    (repo / "out" / ".gitignore").write_text("/a\n/b\n")
+    assert git_state(repo, exclude) == clean and clean["git.dirty"] == "false"
+    (repo / "params.yaml").write_text("a: 2\n")
+    assert git_state(repo, exclude)["git.dirty"] == "true"
+
+
 def test_git_state_tells_two_dirty_states_apart(repo):
     (repo / "params.yaml").write_text("a: 2\n")
     first = git_state(repo, ["dvc.lock"])

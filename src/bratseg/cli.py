@@ -1,13 +1,18 @@
 """Command line: ``bratseg predict`` segments new cases with a trained model; ``bratseg evaluate`` scores
 segmentation files as the BraTS challenges do (see :mod:`bratseg.pipeline.evaluate_files`).
 
-    bratseg predict --model models/best.pt --case BraTS-GLI-00042-000/ --output seg.nii.gz
-    bratseg predict --model models/best.pt --t1 a.nii.gz --t1ce b.nii.gz --t2 c.nii.gz --flair d.nii.gz \\
+    bratseg predict --model models --case BraTS-GLI-00042-000/ --output seg.nii.gz
+    bratseg predict --model models/fold0/best.pt models/fold1/best.pt --case BraTS-GLI-00042-000/ \\
+        --output seg.nii.gz
+    bratseg predict --model models --t1 a.nii.gz --t1ce b.nii.gz --t2 c.nii.gz --flair d.nii.gz \\
         --output seg.nii.gz
 
 A case goes through the same preprocessing steps as the training data (ingest, N4, normalise, crop), with
-the preprocessing parameters recorded in the model, then sliding-window inference and post-processing with
-the ``inference`` and ``postprocess`` sections of ``--params`` (default: ./params.yaml). The segmentation is
+the preprocessing parameters recorded in the model, then sliding-window inference with the ``inference``
+section of ``--params`` (default: ./params.yaml): several models (``--model`` takes checkpoints, or the
+models folder: every fold the pipeline trained) are an ensemble, their probabilities averaged. The
+post-processing is the one the pipeline chose for the models (``postprocessing.json`` in the checkpoints'
+folder or the one above it), else the ``postprocess`` section of ``--params``. The segmentation is
 written on the exact grid of the input and in its label convention (enhancing tumour 4 for BraTS 2020/2021,
 3 for 2023+). Like the pipeline scripts, this entry point reads the YAML (through
 :mod:`bratseg.paramsfile`, with the pipeline's schema); the library itself does not.
@@ -52,12 +57,18 @@ def _predict(args: argparse.Namespace) -> None:
 
     files = _files_from_args(args)
     params = load_params(args.params)
-    if not args.model.is_file():
-        raise ConfigError(f"predict: model {args.model} not found (train one with dvc repro)")
+    for model in args.model:
+        if not model.exists():
+            raise ConfigError(f"predict: model {model} not found (train one with dvc repro)")
     if args.output.exists() and not args.overwrite:
         raise BratsegError(f"predict: {args.output} exists (pass --overwrite to replace it)")
-    info = predict_case(files, args.model, args.output, params.inference, params.postprocess, args.device)
-    print(f"{files.case_id}: wrote {args.output} ({files.convention.name} labels; post-processing {info})")
+    info = predict_case(
+        files, args.model, args.output, params.inference, params.postprocess, args.device, args.postprocessing
+    )
+    print(
+        f"{files.case_id}: wrote {args.output} ({files.convention.name} labels; {info['models']} model(s); "
+        f"post-processing {info['postprocessing']}, from {info['postprocessing_from']}; {info})"
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -93,7 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="segment one case with a trained model")
-    p.add_argument("--model", type=Path, required=True, help="trained model (models/best.pt)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="trained model(s): checkpoints (models/fold0/best.pt ...) or the models folder (an ensemble)",
+    )
+    p.add_argument(
+        "--postprocessing",
+        type=Path,
+        help="a postprocessing.json to apply (default: the one beside the models, else params postprocess)",
+    )
     p.add_argument("--case", type=Path, help="a BraTS case folder (2018-2025 naming)")
     for m in MODALITIES:
         p.add_argument(f"--{m}", type=Path, help=f"{m} image (instead of --case)")

@@ -182,6 +182,22 @@ class SplitParams(_Section):
     test_fraction: float
 
 
+def fold_names(folds: int) -> tuple[str, ...]:
+    """The names of ``folds`` cross-validation folds: ``("fold0", "fold1", ...)`` (``train@fold0`` ...)."""
+    if folds < 1:
+        raise ValueError(f"folds must be >= 1, got {folds}")
+    return tuple(f"fold{i}" for i in range(folds))
+
+
+@dataclass(frozen=True)
+class CvParams(_Section):
+    """k-fold cross-validation: ``folds`` models, one per name of ``fold_names`` (what DVC's foreach iterates,
+    so it must be exactly :func:`fold_names` of ``folds``)."""
+
+    folds: int
+    fold_names: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class NetParams(_Section):
     """The UNet family: ``unet``, ``resunet``, ``attention_unet`` and the 2D slice network ``unet2d``."""
@@ -345,7 +361,11 @@ class InferenceParams(_Section):
 class PostprocessParams(_Section):
     threshold: float
     min_component_voxels: int
+    # fixed choices, used as given when select is false (the crossval stage chooses them when it is true)
+    largest_component: tuple[str, ...]  # regions of which only the largest connected component is kept
     et_min_voxels: int
+    select: bool
+    et_min_voxels_candidates: tuple[int, ...]  # the ET -> NETC relabel thresholds select tries
 
 
 @dataclass(frozen=True)
@@ -381,6 +401,7 @@ class Params(_Section):
     preprocess: PreprocessParams
     snakemake: SnakemakeParams
     split: SplitParams
+    cv: CvParams
     unet: NetParams
     resunet: NetParams
     attention_unet: NetParams
@@ -491,7 +512,21 @@ def parse_params(raw: Mapping[str, Any], schema: Mapping[str, Any], source: str 
         raise ConfigError(f"{source}: preprocess.normalise.clip_percentiles: {lo} must be below {hi}")
     if params.split.val_fraction + params.split.test_fraction >= 1:
         raise ConfigError(f"{source}: split: val_fraction + test_fraction must be below 1")
+    _check_cv(params.cv, source)
     return params
+
+
+def _check_cv(cv: CvParams, source: str) -> None:
+    """``cv.fold_names`` is what DVC's ``foreach`` iterates (it cannot count to ``cv.folds`` itself): both
+    must say the same, or the stages DVC generates would not be the folds the split stage writes."""
+    expected = fold_names(cv.folds)
+    if cv.fold_names != expected:
+        names = ",".join(expected)
+        raise ConfigError(
+            f"{source}: cv.fold_names: [{', '.join(cv.fold_names)}] does not match cv.folds = {cv.folds}; "
+            f"set it to [{', '.join(expected)}] "
+            f"(dvc exp run -S cv.folds={cv.folds} -S 'cv.fold_names=[{names}]')"
+        )
 
 
 def params_hash(section: _Section | Mapping[str, Any]) -> str:

@@ -38,6 +38,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from bratseg.errors import BratsegError
 
 MAX_BATCH = 900  # MLflow accepts at most 1000 entities per log_batch call
+#: The tag that makes a run the child of another (MLflow's nested runs).
+PARENT_TAG = "mlflow.parentRunId"
 
 
 class TrackingError(BratsegError):
@@ -127,6 +129,14 @@ def _git(args: Sequence[str], cwd: Path) -> str | None:
     return out.stdout.decode("utf-8", "surrogateescape")
 
 
+def _excluded(pathspec: str) -> str:
+    """``pathspec`` as an exclusion; its own magic words kept (``:(glob)a/*`` -> ``:(exclude,glob)a/*``: git
+    reads no second magic prefix, so ``:(exclude):(glob)a/*`` would exclude nothing)."""
+    if pathspec.startswith(":(") and ")" in pathspec:
+        return f":(exclude,{pathspec[2:]}"
+    return f":(exclude){pathspec}"
+
+
 def git_state(cwd: Path, exclude: Sequence[str] = ()) -> dict[str, str]:
     """Commit of ``cwd``'s repository and whether the tracked files differ from it.
 
@@ -141,7 +151,7 @@ def git_state(cwd: Path, exclude: Sequence[str] = ()) -> dict[str, str]:
         files (empty when clean), which tells two dirty states apart.
     """
     commit = (_git(["rev-parse", "HEAD"], cwd) or "").strip() or "unknown"
-    spec = ["--", ".", *(f":(exclude){p}" for p in exclude)]
+    spec = ["--", ".", *(_excluded(p) for p in exclude)]
     status = _git(["status", "--porcelain", "--untracked-files=no", *spec], cwd)
     if status is None or commit == "unknown":
         return {"git.commit": commit, "git.dirty": "unknown", "git.diff_hash": ""}
@@ -175,6 +185,20 @@ def _answered(uri: str, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         ) from exc
 
 
+def _experiment_id(client: MlflowClient, context: TrackingContext, experiment: str) -> str:
+    """The id of ``experiment``, created at ``context.artifact_location`` if it does not exist yet."""
+    exp = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(experiment, artifact_location=context.artifact_location))
+    except MlflowException:  # created meanwhile by a parallel (queued) experiment, or no answer
+        found = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
 class Tracker:
     """A handle on one MLflow run. A server that stops answering raises :class:`TrackingError`."""
 
@@ -187,25 +211,51 @@ class Tracker:
 
     @classmethod
     def create(
-        cls, context: TrackingContext, experiment: str, run_name: str, tags: Mapping[str, str]
+        cls,
+        context: TrackingContext,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
     ) -> Tracker:
         """Start a new run in ``experiment`` (created at ``context.artifact_location`` if needed), tagged with
-        ``context.tags`` and ``tags``."""
+        ``context.tags`` and ``tags``; a child of ``parent_run_id`` (tag ``mlflow.parentRunId``) if given."""
         client = MlflowClient(tracking_uri=context.uri)
-        exp = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
-        if exp is None:
-            try:
-                exp_id = client.create_experiment(experiment, artifact_location=context.artifact_location)
-            except MlflowException:  # created meanwhile by a parallel (queued) experiment, or no answer
-                found = _answered(context.uri, "experiment", client.get_experiment_by_name, experiment)
-                if found is None:
-                    raise
-                exp_id = found.experiment_id
-        else:
-            exp_id = exp.experiment_id
+        exp_id = _experiment_id(client, context, experiment)
         tags = {**context.tags, **tags}
+        if parent_run_id is not None:
+            tags[PARENT_TAG] = parent_run_id
         run = _answered(context.uri, "new run", client.create_run, exp_id, run_name=run_name, tags=tags)
         return cls(client, run.info.run_id)
+
+    @classmethod
+    def find_or_create(
+        cls,
+        context: TrackingContext,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        key: str,
+    ) -> tuple[Tracker, bool]:
+        """The run of ``experiment`` whose tag ``key`` has the value ``tags[key]`` (the oldest, if several),
+        set running again; else a new run as :meth:`create`. Returns it and whether it was created.
+
+        The parent run of a cross-validation: every fold's stage asks for it by the same key, the first one
+        creates it.
+        """
+        if key not in tags:
+            raise ValueError(f"tags must hold the key tag {key!r}")
+        client = MlflowClient(tracking_uri=context.uri)
+        exp_id = _experiment_id(client, context, experiment)
+        query = f"tags.`{key}` = '{tags[key]}'"
+        found = _answered(
+            context.uri, "search", client.search_runs, [exp_id], query, order_by=["attributes.start_time ASC"]
+        )
+        if found:
+            tracker = cls(client, found[0].info.run_id)
+            tracker._call("reopen", client.update_run, tracker.run_id, status="RUNNING")
+            return tracker, False
+        return cls.create(context, experiment, run_name, tags), True
 
     @classmethod
     def attach(cls, context: TrackingContext, run_id: str) -> Tracker | None:

@@ -65,12 +65,16 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def stage_command(project: Path, stage: str) -> list[str]:
-    """The command of a DVC stage, as dvc.yaml declares it (so tests run exactly what `dvc repro` runs)."""
+    """The command of a DVC stage, as dvc.yaml declares it (so tests run exactly what `dvc repro` runs); a
+    ``foreach`` stage by its generated name (``train@fold0``: the ``do`` body's command, for that item)."""
     import shlex
 
     import yaml
 
-    return shlex.split(yaml.safe_load((project / "dvc.yaml").read_text())["stages"][stage]["cmd"])
+    name, _, item = stage.partition("@")
+    body = yaml.safe_load((project / "dvc.yaml").read_text())["stages"][name]
+    cmd = body["do"]["cmd"].replace("${item}", item) if item else body["cmd"]
+    return shlex.split(cmd)
 
 
 def runner(cwd: Path) -> Runner:
@@ -100,7 +104,7 @@ def run(project: Path) -> Runner:
 
 @pytest.fixture(scope="module")
 def train_cmd(project: Path) -> list[str]:
-    return stage_command(project, "train")
+    return stage_command(project, "train@fold0")
 
 
 @pytest.fixture(scope="module")

@@ -35,12 +35,12 @@ def test_repro_trains_on_two_processes(project, run):
     params["train"]["nproc"] = 2
     params["train"]["num_threads"] = 1
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run("dvc", "repro", "train")
+    out = run("dvc", "repro", "train@fold0")
     assert "launching torchrun --standalone --nproc_per_node 2" in out.stderr + out.stdout
     assert "Stage 'preprocess' didn't change, skipping" in out.stdout, out.stdout
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["nproc"] == 2
-    assert run("dvc", "status", "train").stdout.strip().endswith("up to date.")
-    assert "didn't change, skipping" in run("dvc", "repro", "train").stdout
-    assert "x 2 processes" in (project / "logs/train.log").read_text()
+    assert lock["stages"]["train@fold0"]["params"]["params.yaml"]["train"]["nproc"] == 2
+    assert run("dvc", "status", "train@fold0").stdout.strip().endswith("up to date.")
+    assert "didn't change, skipping" in run("dvc", "repro", "train@fold0").stdout
+    assert "x 2 processes" in (project / "logs/train-fold0.log").read_text()
     assert finished_runs(project) == [*before, ("FINISHED",)]  # one run for the two processes

@@ -28,12 +28,12 @@ def sha(path: Path) -> str:
 def outputs(project: Path) -> dict[str, str]:
     """Digests of what must be identical between two runs: weights, metrics, predictions, curves."""
     files = [
-        project / "models/best.pt",
-        project / "models/last.pt",
+        project / "models/fold0/best.pt",
+        project / "models/fold0/last.pt",
         project / "reports/eval/metrics.json",
         project / "reports/eval/cases.csv",
-        project / "reports/train/loss.csv",
-        project / "reports/train/val_dice.csv",
+        project / "reports/train/fold0/loss.csv",
+        project / "reports/train/fold0/val_dice.csv",
     ]
     files += sorted((project / "data/predictions").glob("*.nii.gz"))
     files += sorted((project / "data/preprocessed/cases").rglob("*.npy"))
@@ -90,7 +90,7 @@ def test_repro_produces_metrics_predictions_report_and_mlflow_run(project, run, 
     html = (project / "reports/report.html").read_text()
     assert all(case_id in html for case_id in split["test"])
     assert "https://" not in html and "http://" not in html
-    state = torch.load(project / "models/best.pt", weights_only=True)
+    state = torch.load(project / "models/fold0/best.pt", weights_only=True)
     assert state["meta"]["model"] == "unet" and "preprocess" in state["meta"]
     runs = mlflow_runs(project)
     assert len(runs) == 1 and runs[0]["status"] == "FINISHED"
@@ -115,7 +115,7 @@ def test_a_split_change_reruns_no_preprocessing(project, run, repro):
     split_file = project / "data/preprocessed/splits.json"
     before = json.loads(split_file.read_text())
     # the baseline's params and lock, and its outputs that DVC does not cache (git keeps them)
-    kept = ("params.yaml", "dvc.lock", "reports/train/loss.csv", "reports/train/val_dice.csv")
+    kept = ("params.yaml", "dvc.lock", "reports/train/fold0/loss.csv", "reports/train/fold0/val_dice.csv")
     kept += ("reports/eval/cases.csv", "reports/eval/metrics.json")
     saved = {name: (project / name).read_text() for name in kept}
     params = yaml.safe_load((project / "params.yaml").read_text())
@@ -125,7 +125,7 @@ def test_a_split_change_reruns_no_preprocessing(project, run, repro):
     assert "split:" in status and "preprocess:" not in status and "cohort:" not in status, status
     out = run("dvc", "repro").stdout
     assert "Stage 'preprocess' didn't change, skipping" in out and "Running stage 'split'" in out, out
-    assert "bias_correct" not in out and "Running stage 'train'" in out
+    assert "bias_correct" not in out and "Running stage 'train@fold0'" in out
     arrays = {k: v for k, v in outputs(project).items() if k.startswith("data/preprocessed/cases/")}
     assert arrays == {k: v for k, v in repro.items() if k.startswith("data/preprocessed/cases/")}
     assert json.loads(split_file.read_text()) != before
@@ -158,7 +158,7 @@ def test_exp_run_resunet_is_compared_in_dvc_and_mlflow(project, run, repro):
     assert models["resunet"]["tags"]["dvc.exp_name"] == "resunet-tiny"
     # the temporary copy is gone, but the run and its artifacts were kept in the repository's store
     assert models["resunet"]["artifacts"].startswith((project / "mlartifacts").as_uri())
-    assert (project / "models/best.pt").exists()  # --temp leaves the workspace (the unet run) alone
+    assert (project / "models/fold0/best.pt").exists()  # --temp leaves the workspace (the unet run) alone
     assert "test_dice_ET_mean" in models["resunet"]["metrics"]
 
 
@@ -207,11 +207,11 @@ def test_killed_training_resumes_to_the_same_weights(project, run, env, train_cm
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["epochs"] = 6
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.rmtree(project / "models", ignore_errors=True)
+    shutil.rmtree(project / "models/fold0", ignore_errors=True)
     run(*train_cmd)
-    reference = {p: sha(project / "models" / p) for p in ("best.pt", "last.pt")}
+    reference = {p: sha(project / "models/fold0" / p) for p in ("best.pt", "last.pt")}
 
-    shutil.rmtree(project / "models")
+    shutil.rmtree(project / "models/fold0")
     proc = subprocess.Popen(
         train_cmd,
         cwd=project,
@@ -220,7 +220,7 @@ def test_killed_training_resumes_to_the_same_weights(project, run, env, train_cm
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    last = project / "models" / "last.pt"
+    last = project / "models" / "fold0" / "last.pt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if last.exists() and torch.load(last, weights_only=True)["epoch"] >= 2:
@@ -233,7 +233,7 @@ def test_killed_training_resumes_to_the_same_weights(project, run, env, train_cm
     assert 2 <= killed_at < 6
     resumed = run(*train_cmd)
     assert f"resuming after epoch {killed_at} of 6" in resumed.stderr
-    assert {p: sha(project / "models" / p) for p in ("best.pt", "last.pt")} == reference
+    assert {p: sha(project / "models/fold0" / p) for p in ("best.pt", "last.pt")} == reference
 
 
 def to_brats2023(src: Path, dest_root: Path) -> Path:
@@ -254,7 +254,7 @@ def to_brats2023(src: Path, dest_root: Path) -> Path:
 def test_predict_command_on_a_brats2023_case(project, run, tmp_path):
     case = to_brats2023(project / "data/raw/synthetic/BraTS2021_00001", tmp_path)
     out = tmp_path / "pred.nii.gz"
-    run("bratseg", "predict", "--model", "models/best.pt", "--case", str(case), "--output", str(out))
+    run("bratseg", "predict", "--model", "models", "--case", str(case), "--output", str(out))
     pred, ref = nib.load(out), nib.load(next(case.glob("*-t2f.nii.gz")))
     assert pred.shape == ref.shape
     np.testing.assert_allclose(pred.affine, ref.affine, atol=1e-6)
@@ -264,7 +264,7 @@ def test_predict_command_on_a_brats2023_case(project, run, tmp_path):
         "bratseg",
         "predict",
         "--model",
-        "models/best.pt",
+        "models/fold0/best.pt",
         "--case",
         str(case),
         "--output",

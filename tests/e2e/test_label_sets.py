@@ -66,7 +66,7 @@ def test_the_cohort_label_set_reaches_training_evaluation_and_the_report(project
     fingerprint = json.loads((project / "data/preprocessed/fingerprint.json").read_text())
     assert fingerprint["labels"]["name"] == "brats2024"
     assert fingerprint["orientations"] == {"LPS": 6} and fingerprint["target_spacing_mm"] == [5.0, 5.0, 5.0]
-    meta = torch.load(project / "models/best.pt", weights_only=True)["meta"]
+    meta = torch.load(project / "models/fold0/best.pt", weights_only=True)["meta"]
     assert meta["labels"] == "brats2024" and meta["out_channels"] == 4  # WT, TC, ET, RC
     metrics = json.loads((project / "reports/eval/metrics.json").read_text())
     assert set(metrics["dice"]) == {"WT", "TC", "ET", "NETC", "SNFH", "RC", "mean"}

@@ -109,7 +109,9 @@ def stage(project: Path, name: str) -> list[str]:
 
     import yaml
 
-    return shlex.split(yaml.safe_load((project / "dvc.yaml").read_text())["stages"][name]["cmd"])
+    stage_name, _, item = name.partition("@")  # a foreach stage: train@fold0
+    body = yaml.safe_load((project / "dvc.yaml").read_text())["stages"][stage_name]
+    return shlex.split(body["do"]["cmd"].replace("${item}", item) if item else body["cmd"])
 
 
 def test_server_binds_loopback_only(server):
@@ -122,15 +124,15 @@ def test_train_and_evaluate_log_to_the_server(server, project, source_run):
 
     run = source_run(project, MLFLOW_TRACKING_URI=server["uri"])
     local_runs_before = (project / "mlflow.db").read_bytes()
-    run(*stage(project, "train"))
-    run(*stage(project, "evaluate"))
+    for name in ("train@fold0", "cv_predict@fold0", "crossval", "evaluate"):
+        run(*stage(project, name))
     assert (project / "mlflow.db").read_bytes() == local_runs_before  # nothing went to the local store
 
     import json
 
     import yaml
 
-    run_id = json.loads((project / "models/run.json").read_text())["run_id"]
+    run_id = json.loads((project / "models/fold0/run.json").read_text())["run_id"]
     experiment = yaml.safe_load((project / "params.yaml").read_text())["tracking"]["experiment"]
     client = MlflowClient(tracking_uri=server["uri"])
     exp = client.get_experiment_by_name(experiment)
@@ -148,12 +150,12 @@ def test_train_and_evaluate_log_to_the_server(server, project, source_run):
     names = {a.path for a in client.list_artifacts(run_id, "model")}
     assert "model/best.pt" in names
     fetched = Path(client.download_artifacts(run_id, "model/best.pt", str(project.parent)))
-    assert fetched.read_bytes() == (project / "models/best.pt").read_bytes()
+    assert fetched.read_bytes() == (project / "models/fold0/best.pt").read_bytes()
     stored = list((server["root"] / "artifacts").rglob("best.pt"))
     assert len(stored) == 1 and stored[0].read_bytes() == fetched.read_bytes()  # in the served store
 
 
-@pytest.mark.parametrize("name", ["train", "evaluate"])
+@pytest.mark.parametrize("name", ["train@fold0", "evaluate"])
 def test_a_dead_server_ends_the_stage_at_once_with_one_line(project, source_run, name, tmp_path):
     """Nothing listens at the URI: exit 1, one ``error:`` line naming it, before any model is written."""
     work = tmp_path / "p"
@@ -171,6 +173,6 @@ def test_a_dead_server_ends_the_stage_at_once_with_one_line(project, source_run,
     assert len(errors) == 1 and errors[0].startswith(expected), errors
     assert "refused" in errors[0].lower() and errors[0] == proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr
-    assert not list(work.glob("models/*.pt")) and not (work / "data/predictions").exists()
+    assert not list(work.glob("models/**/*.pt")) and not (work / "data/predictions").exists()
     assert seconds < 60, seconds  # interpreter and imports; no retries, no training
     print(f"dead server, {name}: exit 1 after {seconds:.1f} s")

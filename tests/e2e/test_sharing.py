@@ -55,7 +55,7 @@ def test_pull_in_a_fresh_clone_then_repro_has_nothing_to_rerun(shared, source_ru
 def test_an_experiment_travels_with_exp_push_and_pull(shared, source_run, digests_of):
     alice = source_run(shared["alice"])
     ran = alice("dvc", "exp", "run", "-S", "report.n_figures=2", "-n", EXPERIMENT).stdout
-    assert "Running stage 'report'" in ran and "Running stage 'train'" not in ran, ran
+    assert "Running stage 'report'" in ran and "Running stage 'train@fold0'" not in ran, ran
     alice("dvc", "exp", "push", "origin", EXPERIMENT)
 
     carol = shared["base"] / "carol"

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from bratseg.config import PostprocessParams
 from bratseg.inference.postprocess import (
+    PostprocessPlan,
+    keep_largest_component,
+    keep_largest_components,
+    largest_component_fill,
     postprocess,
     probabilities_to_classes,
     relabel_small_enhancing,
     remove_small_components,
 )
-from bratseg.labels import BACKGROUND, EDEMA, ENHANCING, NECROSIS
+from bratseg.labels import BACKGROUND, BRATS_2021, EDEMA, ENHANCING, NECROSIS, label_set
 
 
 def _params(min_component_voxels: int = 0, et_min_voxels: int = 0) -> PostprocessParams:
     return PostprocessParams(
-        threshold=0.5, min_component_voxels=min_component_voxels, et_min_voxels=et_min_voxels
+        threshold=0.5,
+        min_component_voxels=min_component_voxels,
+        largest_component=(),
+        et_min_voxels=et_min_voxels,
+        select=False,
+        et_min_voxels_candidates=(0,),
     )
 
 
@@ -196,7 +207,7 @@ def test_postprocess_both_disabled_is_identity() -> None:
     out, provenance = postprocess(classes, _params())
     np.testing.assert_array_equal(out, classes)
     assert out is not classes
-    assert provenance == {"components_removed": 0, "et_relabelled": False}
+    assert provenance == {"components_removed": 0, "largest_component_removed": 0, "et_relabelled": False}
 
 
 def test_postprocess_applies_both_in_order() -> None:
@@ -204,7 +215,7 @@ def test_postprocess_applies_both_in_order() -> None:
     before = classes.copy()
     # removing the isolated enhancing voxel first leaves 8 enhancing voxels, below 9 -> relabelled
     out, provenance = postprocess(classes, _params(min_component_voxels=5, et_min_voxels=9))
-    assert provenance == {"components_removed": 1, "et_relabelled": True}
+    assert provenance == {"components_removed": 1, "largest_component_removed": 0, "et_relabelled": True}
     assert not (out == ENHANCING).any()
     assert out[12, 2, 2] == BACKGROUND
     assert (out[4:6, 4:6, 4:6] == NECROSIS).all()
@@ -212,5 +223,90 @@ def test_postprocess_applies_both_in_order() -> None:
     np.testing.assert_array_equal(classes, before)
 
     out, provenance = postprocess(classes, _params(min_component_voxels=0, et_min_voxels=9))
-    assert provenance == {"components_removed": 0, "et_relabelled": False}  # 9 enhancing voxels remain
+    # 9 enhancing voxels remain
+    assert provenance == {"components_removed": 0, "largest_component_removed": 0, "et_relabelled": False}
     np.testing.assert_array_equal(out, classes)
+
+
+# --- largest connected component ----------------------------------------------------------------------------
+
+
+def _two_tumours() -> np.ndarray:
+    """(13, 11, 9): a big tumour (edema, necrosis, enhancing core) and a small one (edema, enhancing)."""
+    classes = np.zeros((13, 11, 9), dtype=np.uint8)
+    classes[1:7, 1:7, 1:7] = EDEMA  # 216 voxels in all
+    classes[2:6, 2:6, 2:6] = NECROSIS
+    classes[3:5, 3:5, 3:5] = ENHANCING
+    classes[9:12, 8:11, 5:8] = EDEMA  # 27 voxels, apart
+    classes[10, 9, 6] = ENHANCING
+    return classes
+
+
+def test_largest_component_fill_follows_the_region_hierarchy() -> None:
+    fills = [largest_component_fill(BRATS_2021, r) for r in ("WT", "TC", "ET")]
+    assert fills == [BACKGROUND, EDEMA, NECROSIS]
+    brats2024 = label_set("brats2024")
+    assert largest_component_fill(brats2024, "RC") == BACKGROUND  # nothing contains the resection cavity
+    assert largest_component_fill(brats2024, "NETC") == EDEMA
+    with pytest.raises(KeyError):
+        largest_component_fill(BRATS_2021, "RC")
+
+
+def test_keep_largest_component_of_the_whole_tumour() -> None:
+    classes = _two_tumours()
+    before = classes.copy()
+    out, removed = keep_largest_component(classes, (NECROSIS, EDEMA, ENHANCING), BACKGROUND)
+    assert removed == 1
+    expected = before.copy()
+    expected[9:12, 8:11, 5:8] = BACKGROUND
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(classes, before)  # the input is left alone
+
+
+def test_keep_largest_component_uses_full_connectivity_and_keeps_single_components() -> None:
+    classes = np.zeros((5, 7, 3), dtype=np.uint8)
+    classes[1, 1, 1] = ENHANCING
+    classes[2, 2, 2] = ENHANCING  # touches the first one at a corner only: one 26-connected component
+    out, removed = keep_largest_component(classes, (ENHANCING,), NECROSIS)
+    assert removed == 0
+    np.testing.assert_array_equal(out, classes)
+    empty, removed = keep_largest_component(np.zeros((3, 5, 7), np.uint8), (ENHANCING,), NECROSIS)
+    assert removed == 0 and not empty.any()
+    with pytest.raises(ValueError, match="region_classes"):
+        keep_largest_component(classes, (), BACKGROUND)
+
+
+def test_keep_largest_components_in_region_order() -> None:
+    classes = _two_tumours()
+    # ET alone: the stray enhancing voxel of the small tumour becomes necrosis (still tumour core)
+    out, removed = keep_largest_components(classes, ["ET"])
+    assert removed == {"ET": 1} and out[10, 9, 6] == NECROSIS
+    assert (out[3:5, 3:5, 3:5] == ENHANCING).all()
+    # WT first (whatever the order asked): the whole small tumour goes, so nothing is left for ET to remove
+    out, removed = keep_largest_components(classes, ["ET", "WT"])
+    assert removed == {"WT": 1, "ET": 0}
+    assert not out[9:12, 8:11, 5:8].any()
+    with pytest.raises(ValueError, match="RC"):
+        keep_largest_components(classes, ["RC"])
+
+
+def test_postprocess_with_a_plan_keeps_the_largest_component_before_the_relabel() -> None:
+    classes = _two_tumours()
+    plan = PostprocessPlan(threshold=0.5, largest_component=("WT",), et_min_voxels=9)
+    out, provenance = postprocess(classes, plan)
+    # the 8 enhancing voxels left after the small tumour went are below 9: relabelled as necrosis
+    assert provenance == {"components_removed": 0, "largest_component_removed": 1, "et_relabelled": True}
+    assert not (out == ENHANCING).any() and not out[9:12, 8:11, 5:8].any()
+    # a params section is taken as the plan it fixes
+    params = dataclasses.replace(_params(), largest_component=("WT",))
+    fixed = postprocess(classes, PostprocessPlan(0.5, 0, ("WT",)))[0]
+    np.testing.assert_array_equal(postprocess(classes, params)[0], fixed)
+
+
+def test_plan_round_trips_and_rejects_unknown_keys() -> None:
+    plan = PostprocessPlan(0.4, 3, ("WT", "ET"), 50)
+    assert PostprocessPlan.from_dict(plan.to_dict()) == plan
+    assert PostprocessPlan.from_params(_params(2, 7)) == PostprocessPlan(0.5, 2, (), 7)
+    assert "largest component only: WT, ET" in plan.describe() and "ET below 50" in plan.describe()
+    with pytest.raises(ValueError, match="keys"):
+        PostprocessPlan.from_dict({**plan.to_dict(), "extra": 1})

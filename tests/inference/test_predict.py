@@ -5,7 +5,8 @@ import torch
 
 from bratseg.cache import open_case
 from bratseg.config import InferenceParams, NetParams, PostprocessParams, PreprocessParams
-from bratseg.inference.predict import TrainedModel, restore_original, write_segmentation
+from bratseg.inference.postprocess import PostprocessPlan
+from bratseg.inference.predict import Ensemble, TrainedModel, restore_original, write_segmentation
 from bratseg.io import Geometry
 from bratseg.labels import BRATS_2021, MSD_TASK01
 from bratseg.layouts import MODALITIES
@@ -37,27 +38,63 @@ def test_restore_and_write_back_in_the_original_space(tmp_path):
     assert np.asarray(nib.load(tmp_path / "q.nii.gz").dataobj)[3, 5, 5] == 4
 
 
-def test_trained_model_loads_and_segments(tmp_path):
-    net = NetParams(depth=2, base_width=2, max_width=4, norm="instance", dropout=0.0, deep_supervision=True)
-    model = build_model("resunet", 4, 3, net)
+NET = NetParams(depth=2, base_width=2, max_width=4, norm="instance", dropout=0.0, deep_supervision=True)
+
+
+def _checkpoint(path, seed=0, **meta_changes):
+    torch.manual_seed(seed)
+    model = build_model("resunet", 4, 3, NET)
     meta = {
         "model": "resunet",
-        "net": net.to_dict(),
+        "net": NET.to_dict(),
         "in_channels": 4,
         "out_channels": 3,
         "target": "regions",
         "patch_size": [8, 8, 8],
+        **meta_changes,
     }
-    save_checkpoint(tmp_path / "best.pt", {"model": model.state_dict(), "meta": meta})
+    save_checkpoint(path, {"model": model.state_dict(), "meta": meta})
+    return model
+
+
+def test_trained_model_loads_and_segments(tmp_path):
+    model = _checkpoint(tmp_path / "best.pt")
     loaded = TrainedModel.load(tmp_path / "best.pt")
     assert not loaded.network.training
     image = np.random.default_rng(0).normal(size=(4, 9, 10, 11)).astype(np.float16)
-    classes, info = loaded.segment(image, InferenceParams(0.5, 0.125, False, 2), PostprocessParams(0.5, 0, 0))
+    post = PostprocessParams(0.5, 0, (), 0, False, (0,))
+    classes, info = loaded.segment(image, InferenceParams(0.5, 0.125, False, 2), post)
     assert classes.shape == (9, 10, 11) and classes.dtype == np.uint8
-    assert set(info) == {"components_removed", "et_relabelled"}
+    assert set(info) == {"components_removed", "largest_component_removed", "et_relabelled"}
     x = torch.from_numpy(image[None, :, :8, :8, :8].astype(np.float32))
     with torch.no_grad():
         assert torch.equal(loaded.network(x), model.eval()(x))
+
+
+def test_ensemble_averages_the_members_probabilities(tmp_path):
+    _checkpoint(tmp_path / "a.pt", seed=0)
+    _checkpoint(tmp_path / "b.pt", seed=1)
+    image = np.random.default_rng(1).normal(size=(4, 9, 10, 11)).astype(np.float32)
+    inference = InferenceParams(0.5, 0.125, False, 2)
+    a, b = (TrainedModel.load(tmp_path / n).probabilities(image, inference) for n in ("a.pt", "b.pt"))
+    assert not np.allclose(a, b)  # two different networks
+    both = Ensemble.load([tmp_path / "a.pt", tmp_path / "b.pt"]).probabilities(image, inference)
+    np.testing.assert_allclose(both, (a + b) / 2, atol=1e-6)
+    one = Ensemble.load([tmp_path / "a.pt"]).probabilities(image, inference)
+    np.testing.assert_array_equal(one, a)
+    classes, info = Ensemble.load([tmp_path / "a.pt", tmp_path / "b.pt"]).segment(
+        image, inference, PostprocessPlan(0.5)
+    )
+    assert classes.shape == (9, 10, 11) and info["largest_component_removed"] == 0
+
+
+def test_ensemble_members_must_share_inputs_outputs_and_window(tmp_path):
+    _checkpoint(tmp_path / "a.pt")
+    _checkpoint(tmp_path / "b.pt", patch_size=[16, 16, 16])
+    with pytest.raises(ValueError, match=r"b\.pt: patch_size"):
+        Ensemble.load([tmp_path / "a.pt", tmp_path / "b.pt"])
+    with pytest.raises(ValueError, match="members"):
+        Ensemble(())
 
 
 # --- restore_original: the crop, the resampling and the reorientation undone ----------------------------

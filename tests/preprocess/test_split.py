@@ -6,7 +6,15 @@ import dataclasses
 
 import pytest
 
-from bratseg.preprocess.split import build_manifest, make_split
+from bratseg.config import SplitParams
+from bratseg.preprocess.split import (
+    assign_folds,
+    build_manifest,
+    fold_key,
+    held_out,
+    make_cv_split,
+    make_split,
+)
 
 IDS = [f"BraTS2021_{i:05d}" for i in range(40)]
 
@@ -88,3 +96,52 @@ def test_build_manifest():
         build_manifest([_props("x")], split)
     with pytest.raises(ValueError, match="both"):
         build_manifest(props, {"train": ["a"], "val": ["a"]})
+
+
+# --- cross-validation folds ---------------------------------------------------------------------------------
+
+
+def test_folds_partition_the_non_test_labelled_cases(split_params):
+    split = make_cv_split(IDS, split_params, folds=5)
+    assert split["val"] == [] and split["test"] == make_split(IDS, split_params)["test"]
+    folds = [split[f"fold{i}"] for i in range(5)]
+    assert sorted(c for fold in folds for c in fold) == sorted(split["train"])  # cover the non-test cases
+    assert sum(len(f) for f in folds) == len(set().union(*map(set, folds)))  # disjoint
+    assert all(folds) and not set(split["test"]) & set(split["train"])
+    assert all(fold == sorted(fold) for fold in folds)
+
+
+def test_folds_are_deterministic_seeded_and_stable_when_a_case_is_added():
+    a = assign_folds(IDS, seed=0, folds=3)
+    assert assign_folds(list(reversed(IDS)), seed=0, folds=3) == a
+    assert assign_folds(IDS, seed=1, folds=3) != a
+    grown = assign_folds([*IDS, "BraTS2021_99999"], seed=0, folds=3)
+    moved = {c for name in a for c in set(a[name]) ^ set(grown[name])}
+    assert moved == {"BraTS2021_99999"}  # no existing case changes fold
+    assert fold_key(0, "x") == fold_key(0, "x") != fold_key(1, "x")
+
+
+def test_one_fold_is_the_plain_split_and_held_out_names_its_validation(split_params):
+    assert make_cv_split(IDS, split_params, folds=1) == make_split(IDS, split_params)
+    plain = make_split(IDS, split_params)
+    assert held_out(plain) == {"fold0": plain["val"]}
+    split = make_cv_split(IDS, split_params, folds=2)
+    assert held_out(split) == {"fold0": split["fold0"], "fold1": split["fold1"]}
+
+
+def test_fold_errors_name_the_argument():
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        assign_folds(IDS, 0, 1)
+    with pytest.raises(ValueError, match="duplicates"):
+        assign_folds(["a", "a", "b"], 0, 2)
+    with pytest.raises(ValueError, match="empty"):
+        assign_folds(["a"], 0, 2)  # one case cannot fill two folds
+    with pytest.raises(ValueError, match="folds must be >= 1"):
+        make_cv_split(IDS, SplitParams(0, 0.1, 0.2), folds=0)
+
+
+def test_manifest_names_the_fold_holding_a_case_out():
+    split = {"train": ["a", "b"], "val": [], "test": ["c"]}
+    props = [_props("a"), _props("b"), _props("c")]
+    frame = build_manifest(props, split, folds={"fold0": ["b"], "fold1": ["a"]})
+    assert list(frame["fold"]) == ["fold1", "fold0", ""]

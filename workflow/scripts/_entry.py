@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def pipeline_outputs(dvc_yaml: Path) -> list[str]:
     for stage in stages.values():
         body = stage.get("do", stage)  # foreach / matrix stages keep their body under "do"
         for out in body.get("outs", []) + body.get("metrics", []) + body.get("plots", []):
-            outs.append(next(iter(out)) if isinstance(out, dict) else str(out))
+            path = next(iter(out)) if isinstance(out, dict) else str(out)
+            # a foreach stage's outs name its item (models/${item}): every fold's
+            outs.append(f":(glob){re.sub(r'[$][{][^}]*[}]', '*', path)}" if "${" in path else path)
     return outs
 
 

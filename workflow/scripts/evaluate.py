@@ -1,7 +1,8 @@
-"""DVC stage `evaluate`: predict the test split, write NIfTI in original space, compute BraTS metrics.
+"""DVC stage `evaluate`: predict the test split with the ensemble of the folds' models and the chosen
+post-processing, write NIfTI in original space, compute BraTS metrics.
 
 python workflow/scripts/evaluate.py --cases data/preprocessed/cases --split data/preprocessed/splits.json \
-    --manifest data/preprocessed/manifest.csv --model models/best.pt --run models/run.json \
+    --manifest data/preprocessed/manifest.csv --models models \
     --predictions data/predictions --scores reports/eval/cases.csv --metrics reports/eval/metrics.json
 """
 
@@ -19,8 +20,9 @@ from bratseg.steprun import run_step
 def main(argv: list[str] | None = None) -> None:
     p = _entry.parser(__doc__)
     _entry.add_cohort_args(p)
-    p.add_argument("--model", type=Path, required=True, help="trained model (best.pt)")
-    p.add_argument("--run", type=Path, required=True, help="run.json of the training's MLflow run")
+    p.add_argument(
+        "--models", type=Path, required=True, help="models folder: <fold>/best.pt, postprocessing.json"
+    )
     p.add_argument("--predictions", type=Path, required=True, help="output folder of segmentations")
     p.add_argument("--scores", type=Path, required=True, help="output: per-case scores (CSV)")
     p.add_argument("--metrics", type=Path, required=True, help="output: summary (JSON, DVC metrics)")
@@ -31,8 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         lambda: run_evaluation(
             load_params(args.params),
             _entry.cohort(args),
-            args.model,
-            args.run,
+            args.models,
             args.predictions,
             args.scores,
             args.metrics,

@@ -19,6 +19,7 @@ run_step(
         ),
         SplitParams.from_dict(smk.params.split),
         smk.params.labels,
+        int(smk.config.get("cv", {}).get("folds", 1)),  # as the DVC split stage, for cv.folds > 1
     ),
     smk.log[0],
 )

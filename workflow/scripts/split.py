@@ -4,8 +4,8 @@ python workflow/scripts/split.py --cases data/preprocessed/cases --manifest data
     --parquet data/preprocessed/manifest.parquet --split data/preprocessed/splits.json \
     --fingerprint data/preprocessed/fingerprint.json
 
-Its own stage, so that a change of the split (params `split`) reruns no preprocessing. The Snakemake rule
-`manifest` calls the same function when the workflow is run on its own.
+Its own stage, so that a change of the split (params `split`, `cv.folds`) reruns no preprocessing. The
+Snakemake rule `manifest` calls the same function when the workflow is run on its own.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def split() -> None:
         params = load_params(args.params)
-        write_manifest(cached_case_dirs(args.cases), out, params.split, params.data.labels)
+        write_manifest(cached_case_dirs(args.cases), out, params.split, params.data.labels, params.cv.folds)
 
     run_step("split", split, args.log)
 

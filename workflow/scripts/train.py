@@ -1,7 +1,7 @@
-"""DVC stage `train`: train params.model on the cached cases, tracked in MLflow.
+"""DVC stage `train@<fold>`: train params.model on one cross-validation fold's cases, tracked in MLflow.
 
 python workflow/scripts/train.py --cases data/preprocessed/cases --split data/preprocessed/splits.json \
-    --manifest data/preprocessed/manifest.csv --models models --curves reports/train
+    --manifest data/preprocessed/manifest.csv --fold fold0 --models models/fold0 --curves reports/train/fold0
 
 With train.nproc = 1 the training runs in this process. With train.nproc = N > 1 this process becomes
 `torchrun --standalone --nproc_per_node N` of this same command line: each of the N processes runs this
@@ -59,12 +59,14 @@ def stage(args: argparse.Namespace, argv: list[str]) -> None:
         distributed.exit_with_parent()
     if not world.main:
         logging.getLogger().setLevel(logging.WARNING)
-    run_training(params, _entry.cohort(args), args.models, args.curves, _entry.tracking_context(), world)
+    cohort, tracking = _entry.cohort(args), _entry.tracking_context()
+    run_training(params, cohort, args.models, args.curves, tracking, world, args.fold)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = _entry.parser(__doc__)
     _entry.add_cohort_args(p)
+    p.add_argument("--fold", default="fold0", help="the fold to train, one of params cv.fold_names")
     p.add_argument("--models", type=Path, required=True, help="output folder: best.pt, last.pt, run.json")
     p.add_argument("--curves", type=Path, required=True, help="output folder: loss.csv, val_dice.csv, PNG")
     p.add_argument("--log", type=Path, default=Path("logs/train.log"))

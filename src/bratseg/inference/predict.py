@@ -1,8 +1,15 @@
-"""Predict with a trained model: cached cases (evaluation) and raw BraTS cases (the ``predict`` command)."""
+"""Predict with a trained model or an ensemble of them: cached cases (evaluation) and raw BraTS cases (the
+``predict`` command).
+
+An :class:`Ensemble` (the folds of a cross-validation) averages its members' probabilities window by window:
+each batch of windows is gathered once and every member runs on it (:func:`ensemble_fn`), so the sliding
+window, its Gaussian weighting and its accumulators are shared, and the result equals the mean of the members'
+own sliding-window probabilities (the weighting is linear) up to float rounding.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +21,7 @@ from torch import nn
 
 from bratseg.cache import CachedCase
 from bratseg.config import InferenceParams, PostprocessParams, model_params
-from bratseg.inference.postprocess import postprocess, probabilities_to_classes
+from bratseg.inference.postprocess import PostprocessPlan, as_plan, postprocess, probabilities_to_classes
 from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import Geometry, save_nifti
 from bratseg.labels import LabelSet, label_set
@@ -45,6 +52,38 @@ def probability_fn(model: nn.Module, target: str) -> Callable[[torch.Tensor], to
     return predict
 
 
+def ensemble_fn(networks: Sequence[nn.Module], target: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:func:`probability_fn` of several networks on the same batch: the mean of their probabilities (summed
+    in the given order, so equal inputs give bit-identical outputs). One network: its own function."""
+    fns = [probability_fn(network, target) for network in networks]
+    if not fns:
+        raise ValueError("networks must not be empty")
+    if len(fns) == 1:
+        return fns[0]
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        total = fns[0](x)
+        for fn in fns[1:]:
+            total = total + fn(x)
+        return total / len(fns)
+
+    return predict
+
+
+#: Metadata that every member of an ensemble must share: what goes in, what comes out, on which grid.
+SHARED_META: tuple[str, ...] = (
+    "in_channels",
+    "out_channels",
+    "labels",
+    "modalities",
+    "target",
+    "patch_size",
+    "preprocess",
+    "target_spacing_mm",
+    "resample_to",
+)
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     """A network in eval mode with the metadata recorded at training time."""
@@ -52,6 +91,7 @@ class TrainedModel:
     network: nn.Module
     meta: dict[str, Any]
     device: torch.device
+    source: str = ""
 
     @classmethod
     def load(cls, path: Path | str, device: torch.device | str = "cpu") -> TrainedModel:
@@ -64,7 +104,7 @@ class TrainedModel:
         )
         net.load_state_dict(state["model"])
         net.to(device).eval()
-        return cls(net, meta, device)
+        return cls(net, meta, device, str(path))
 
     @property
     def labels(self) -> LabelSet:
@@ -79,11 +119,72 @@ class TrainedModel:
         progress: bool = False,
     ) -> npt.NDArray[np.float32]:
         """Sliding-window probabilities (n_outputs, X, Y, Z) for a preprocessed image (4, X, Y, Z)."""
+        return Ensemble((self,)).probabilities(image, params, amp, progress)
+
+    def segment(
+        self,
+        image: npt.NDArray[np.floating[Any]],
+        inference: InferenceParams,
+        post: PostprocessPlan | PostprocessParams,
+        amp: str = "none",
+    ) -> tuple[Classes, dict[str, Any]]:
+        """Post-processed classes (X, Y, Z) for a preprocessed image, and what post-processing did."""
+        return Ensemble((self,)).segment(image, inference, post, amp)
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Trained models whose probabilities are averaged (one or more; e.g. the folds of a cross-validation).
+
+    Members must agree on :data:`SHARED_META` (inputs, outputs, window, grid); their architectures may differ.
+    """
+
+    members: tuple[TrainedModel, ...]
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("members must not be empty")
+        first = self.members[0]
+        for other in self.members[1:]:
+            for key in SHARED_META:
+                if other.meta.get(key) != first.meta.get(key):
+                    raise ValueError(
+                        f"{other.source or 'a member'}: {key} {other.meta.get(key)!r} differs from "
+                        f"{first.meta.get(key)!r} of {first.source or 'the first member'}: not one ensemble"
+                    )
+
+    @classmethod
+    def load(cls, paths: Sequence[Path | str], device: torch.device | str = "cpu") -> Ensemble:
+        """Load every checkpoint of ``paths`` (in that order) onto ``device``."""
+        return cls(tuple(TrainedModel.load(p, device) for p in paths))
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.members[0].meta
+
+    @property
+    def labels(self) -> LabelSet:
+        return self.members[0].labels
+
+    @property
+    def device(self) -> torch.device:
+        return self.members[0].device
+
+    def probabilities(
+        self,
+        image: npt.NDArray[np.floating[Any]],
+        params: InferenceParams,
+        amp: str = "none",
+        progress: bool = False,
+    ) -> npt.NDArray[np.float32]:
+        """Mean sliding-window probabilities (n_outputs, X, Y, Z) of the members for a preprocessed image
+        (4, X, Y, Z); each window batch is gathered once for all members."""
+        meta = self.meta
         return sliding_window_predict(
             image,
-            probability_fn(self.network, self.meta["target"]),
-            patch_size=self.meta["patch_size"],
-            n_outputs=self.meta["out_channels"],
+            ensemble_fn([m.network for m in self.members], meta["target"]),
+            patch_size=meta["patch_size"],
+            n_outputs=meta["out_channels"],
             overlap=params.overlap,
             sigma_scale=params.gaussian_sigma,
             batch_size=params.batch_size,
@@ -93,18 +194,29 @@ class TrainedModel:
             progress=progress,
         )
 
+    def raw_classes(
+        self,
+        image: npt.NDArray[np.floating[Any]],
+        inference: InferenceParams,
+        threshold: float,
+        amp: str = "none",
+    ) -> Classes:
+        """Classes (X, Y, Z) before any post-processing but the probability threshold."""
+        probs = self.probabilities(image, inference, amp)
+        classes = probabilities_to_classes(probs, self.meta["target"], threshold, self.labels)
+        return classes.astype(np.uint8, copy=False)
+
     def segment(
         self,
         image: npt.NDArray[np.floating[Any]],
         inference: InferenceParams,
-        post: PostprocessParams,
+        post: PostprocessPlan | PostprocessParams,
         amp: str = "none",
     ) -> tuple[Classes, dict[str, Any]]:
         """Post-processed classes (X, Y, Z) for a preprocessed image, and what post-processing did."""
-        probs = self.probabilities(image, inference, amp)
-        classes, info = postprocess(
-            probabilities_to_classes(probs, self.meta["target"], post.threshold, self.labels), post
-        )
+        plan = as_plan(post)
+        raw = self.raw_classes(image, inference, plan.threshold, amp)
+        classes, info = postprocess(raw, plan, self.labels)
         return classes.astype(np.uint8, copy=False), dict(info)
 
 
@@ -136,10 +248,10 @@ def write_segmentation(path: Path, classes: Classes, geometry: Geometry, convent
 
 
 def predict_cached_case(
-    model: TrainedModel,
+    model: TrainedModel | Ensemble,
     case: CachedCase,
     inference: InferenceParams,
-    post: PostprocessParams,
+    post: PostprocessPlan | PostprocessParams,
     amp: str = "none",
 ) -> tuple[Classes, Geometry, dict[str, Any]]:
     """Predict a cached case and return classes on its original grid, the grid, and provenance."""

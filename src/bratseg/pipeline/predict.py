@@ -1,22 +1,26 @@
-"""Segment a new raw case with a trained model: the preprocessing recorded in the model, then inference.
+"""Segment a new raw case with a trained model or an ensemble (the folds of a cross-validation): the
+preprocessing recorded in the model, then inference, then the post-processing chosen for the models.
 
 The case is reoriented and resampled to the spacing the model was trained at (recorded in the model),
-preprocessed like the training data, segmented, and written back on its exact native grid (shape, affine,
-header) in its own label set.
+preprocessed like the training data, segmented (the folds' probabilities averaged), post-processed with the
+``postprocessing.json`` beside the checkpoints (else params ``postprocess``), and written back on its exact
+native grid (shape, affine, header) in its own label set.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bratseg.cache import open_case
 from bratseg.config import InferenceParams, PostprocessParams, PreprocessParams
 from bratseg.errors import ConfigError
-from bratseg.inference.predict import TrainedModel, predict_cached_case, write_segmentation
+from bratseg.inference.predict import Ensemble, predict_cached_case, write_segmentation
 from bratseg.labels import CANONICAL
 from bratseg.layouts import CaseFiles
+from bratseg.pipeline.postprocessing import plan_for, resolve_models
 from bratseg.preprocess.steps.chain import preprocess_case
 from bratseg.preprocess.steps.ingest import IngestOptions, as_target
 from bratseg.runtime import resolve_device
@@ -35,19 +39,31 @@ def ingest_options(meta: dict[str, Any]) -> IngestOptions:
 
 def predict_case(
     files: CaseFiles,
-    model_path: Path,
+    models: Sequence[Path] | Path,
     output: Path,
     inference: InferenceParams,
     post: PostprocessParams,
     device: str = "auto",
+    plan_file: Path | None = None,
 ) -> dict[str, Any]:
     """Preprocess ``files`` as at training time, segment, and write ``output``; returns provenance.
 
+    Args:
+        models: checkpoints, or folders of them (:func:`~bratseg.pipeline.postprocessing.resolve_models`):
+            several are an ensemble.
+        post: the post-processing when no ``postprocessing.json`` lies beside the models (and no
+            ``plan_file`` is given).
+
     Raises:
         ConfigError: when the case's label set cannot write a class the model predicts (e.g. RC into a
-            BraTS 2021 file): pass another ``--labels``.
+            BraTS 2021 file): pass another ``--labels``; a model or folder that does not exist.
     """
-    model = TrainedModel.load(model_path, resolve_device(device))
+    checkpoints = resolve_models([models] if isinstance(models, Path) else list(models))
+    plan, source = plan_for(checkpoints, post, plan_file)
+    try:
+        model = Ensemble.load(checkpoints, resolve_device(device))
+    except ValueError as exc:
+        raise ConfigError(f"predict: {exc}") from exc
     if not files.convention.can_write(model.labels.classes):
         missing = [CANONICAL[c] for c in model.labels.classes if not files.convention.can_write([c])]
         raise ConfigError(
@@ -61,6 +77,13 @@ def predict_case(
             files, work / files.case_id, preprocess, options=ingest_options(model.meta), work_dir=work
         )
         case = open_case(work / files.case_id)
-        classes, geometry, info = predict_cached_case(model, case, inference, post)
+        classes, geometry, info = predict_cached_case(model, case, inference, plan)
     write_segmentation(output, classes, geometry, files.labels)
-    return {**info, "spacing_mm": case.properties["spacing"], "labels": files.labels}
+    return {
+        **info,
+        "spacing_mm": case.properties["spacing"],
+        "labels": files.labels,
+        "models": len(checkpoints),
+        "postprocessing": plan.describe(),
+        "postprocessing_from": source,
+    }

@@ -18,6 +18,8 @@ from bratseg.evaluation.figures import case_figure, metric_distribution_figure
 from bratseg.evaluation.report import render_report, write_report
 from bratseg.io import Geometry, atomic_path
 from bratseg.labels import label_set
+from bratseg.pipeline.postprocessing import read_plan_file
+from bratseg.pipeline.runs import experiment_run_id
 from bratseg.rawcase import read_images, read_segmentation, reference_classes
 from bratseg.tracking import Tracker, TrackingContext
 
@@ -52,6 +54,24 @@ def _load_case_arrays(properties: dict[str, Any], prediction: Path) -> dict[str,
     return {"images": images, "reference": ref, "prediction": pred, "spacing": spacing}
 
 
+def _postprocessing_info(params: Params, plan_file: Path | None) -> dict[str, str]:
+    """The report's lines on the cross-validation and the post-processing it chose (none without a file)."""
+    if plan_file is None:
+        return {}
+    plan, document = read_plan_file(plan_file)
+    folds = params.cv.folds
+    how = "selected on the out-of-fold predictions" if document.get("selected") else "params postprocess"
+    lines = {
+        "cross-validation": f"{folds} folds, the test split by their ensemble" if folds > 1 else "none",
+        "post-processing": f"{plan.describe()} ({how})",
+    }
+    native = document.get("native_grid") or {}
+    before, after = native.get("dice_before") or {}, native.get("dice_after") or {}
+    if before.get("mean") is not None and after.get("mean") is not None:
+        lines["out-of-fold mean Dice"] = f"{before['mean']:.4f} without, {after['mean']:.4f} with it"
+    return lines
+
+
 @dataclass(frozen=True)
 class ReportInputs:
     """What the report is drawn from: the earlier stages' outputs."""
@@ -61,7 +81,8 @@ class ReportInputs:
     cases_csv: Path  # per-case scores (evaluate stage)
     metrics_json: Path  # summary (evaluate stage)
     curves_png: Path  # training curves (train stage); optional on disk
-    run_file: Path  # run.json of the training's MLflow run
+    run_file: Path  # run.json of the training's MLflow run (a fold's: the report goes to the folds' parent)
+    plan_file: Path | None = None  # postprocessing.json (crossval stage): shown in the report
 
 
 def run_report(
@@ -111,6 +132,7 @@ def run_report(
         "metrics.empty_hd95_mm": str(params.metrics.empty_hd95_mm),
         "metrics.hd95": params.metrics.hd95,
         "metrics.hd95_units": params.metrics.hd95_units,
+        **_postprocessing_info(params, inputs.plan_file),
     }
     html = render_report(
         summary,
@@ -123,7 +145,7 @@ def run_report(
     )
     out = html_out
     write_report(out, html)
-    tracker = Tracker.attach(tracking, run["run_id"])
+    tracker = Tracker.attach(tracking, experiment_run_id(run))
     if tracker is not None:
         tracker.log_artifact(out, "report")
         tracker.log_artifact(figures_dir / "distribution.png", "report")

@@ -1,6 +1,11 @@
 """The ``train`` stage: resume or start fresh, train with sliding-window validation, export curves and the
 model, track in MLflow.
 
+One stage per cross-validation fold (``train@fold0`` ...; ``cv.folds = 1``: the one fold ``fold0`` trains on
+the train split and validates on val). With several folds each fold's MLflow run is a child (tag
+``mlflow.parentRunId``) of one parent run for the experiment, which the first fold creates and the others find
+again by its tag ``cv.parent`` (a hash of the params, the code revision and the DVC experiment name).
+
 On several processes (``train.nproc``, a :class:`~bratseg.training.distributed.World` from the launcher)
 every rank runs :func:`run_training`: rank 0 decides whether to resume (and clears ``model_dir`` if not),
 then every rank loads the same ``last.pt``; validation is shared out by case; rank 0 alone keeps the MLflow
@@ -33,6 +38,7 @@ from bratseg.io import save_json
 from bratseg.labels import LabelSet
 from bratseg.layouts import MODALITIES
 from bratseg.models.checkpoint import load_checkpoint
+from bratseg.pipeline.folds import fold_of
 from bratseg.runtime import amp_dtype, resolve_device
 from bratseg.tracking import Tracker, TrackingContext, flatten
 from bratseg.training import distributed
@@ -48,15 +54,13 @@ def code_hash() -> str:
     return sources_hash(closure([Path(__file__)]))
 
 
-def training_fingerprint(params: Params, cohort: PreprocessedCohort) -> str:
-    """What a checkpoint must match to be resumed: training params, data (manifest + split) and code."""
+def training_fingerprint(params: Params, cohort: PreprocessedCohort, fold: str = "fold0") -> str:
+    """What a checkpoint must match to be resumed: training params, fold, data (manifest + split), code."""
     h = hashlib.sha256()
-    h.update(
-        json.dumps(
-            {"model": params.model, "net": params.net.to_dict(), "train": params.train.to_dict()},
-            sort_keys=True,
-        ).encode()
-    )
+    training = {"model": params.model, "net": params.net.to_dict(), "train": params.train.to_dict()}
+    h.update(json.dumps(training, sort_keys=True).encode())
+    if (fold, params.cv.folds) != ("fold0", 1):  # (the one fold of a single split hashes as it always has)
+        h.update(json.dumps({"fold": fold, "folds": params.cv.folds}, sort_keys=True).encode())
     h.update(cohort.manifest.read_bytes())
     h.update(cohort.split.read_bytes())
     h.update(cohort.fingerprint.read_bytes())
@@ -147,27 +151,55 @@ def make_validator(
     return validate
 
 
+def parent_key(params: Params, context: TrackingContext) -> str:
+    """The tag value that finds the parent run of a cross-validation again: params, code revision, DVC
+    experiment."""
+    keys = ("git.commit", "git.diff_hash", "dvc.exp_name")
+    data = {"params": params_hash(params), **{k: context.tags.get(k, "") for k in keys}}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _parent(params: Params, context: TrackingContext, tags: dict[str, str]) -> Tracker:
+    """The parent run of the folds (found again, or created with the params logged)."""
+    exp_name = context.tags.get("dvc.exp_name", "")
+    name = exp_name or f"cv{params.cv.folds}-{params.model}-{params_hash(params)[:8]}"
+    parent_tags = {**tags, "cv.parent": parent_key(params, context)}
+    tracker, created = Tracker.find_or_create(
+        context, params.tracking.experiment, name, parent_tags, key="cv.parent"
+    )
+    if created:
+        tracker.log_params(flatten(params.to_dict()))
+    return tracker
+
+
 def _tracker(
-    params: Params, context: TrackingContext, model_dir: Path, resuming: bool, fingerprint: str
-) -> Tracker:
+    params: Params, context: TrackingContext, model_dir: Path, resuming: bool, fingerprint: str, fold: str
+) -> tuple[Tracker, Tracker | None]:
+    """The fold's run, and the parent run with several folds (``None`` for one)."""
     run_file = model_dir / "run.json"
+    tags = {"params.hash": params_hash(params), "seed": str(params.train.seed), "model": params.model}
+    parent = None
+    if params.cv.folds > 1:
+        parent = _parent(params, context, {**tags, "cv.folds": str(params.cv.folds)})
     if resuming and run_file.exists():
         tracker = Tracker.attach(context, json.loads(run_file.read_text())["run_id"])
         if tracker is not None:
-            return tracker
-    tags = {
-        "params.hash": params_hash(params),
-        "train.fingerprint": fingerprint,
-        "seed": str(params.train.seed),
-        "model": params.model,
-    }
+            return tracker, parent
+    tags["train.fingerprint"] = fingerprint
+    if parent is not None:
+        tags.update({"cv.fold": fold, "cv.folds": str(params.cv.folds)})
     exp_name = context.tags.get("dvc.exp_name", "")
     run_name = exp_name or f"{params.model}-{params_hash(params)[:8]}"
-    tracker = Tracker.create(context, params.tracking.experiment, run_name, tags)
+    if parent is not None:
+        run_name = f"{run_name}-{fold}"
+    parent_id = parent.run_id if parent is not None else None
+    tracker = Tracker.create(context, params.tracking.experiment, run_name, tags, parent_run_id=parent_id)
     tracker.log_params(flatten(params.to_dict()))
     run = {"run_id": tracker.run_id, "experiment": params.tracking.experiment, **context.tags, **tags}
+    if parent_id is not None:
+        run["parent_run_id"] = parent_id
     save_json(run_file, run)
-    return tracker
+    return tracker, parent
 
 
 def _resume(model_dir: Path, fingerprint: str, world: World) -> dict[str, Any] | None:
@@ -201,6 +233,14 @@ def _export(
     tracker.finish()
 
 
+def fold_cases(
+    cohort: PreprocessedCohort, params: Params, fold: str
+) -> tuple[list[CachedCase], list[CachedCase]]:
+    """The cached training and validation cases of ``fold`` (see :mod:`bratseg.pipeline.folds`)."""
+    chosen = fold_of(json.loads(cohort.split.read_text()), params.cv, fold)
+    return [cohort.case(c) for c in chosen.train], [cohort.case(c) for c in chosen.val]
+
+
 def run_training(
     params: Params,
     cohort: PreprocessedCohort,
@@ -208,32 +248,38 @@ def run_training(
     reports_dir: Path,
     tracking: TrackingContext,
     world: World = SINGLE,
+    fold: str = "fold0",
 ) -> None:
-    """The whole stage: checkpoints and ``run.json`` in ``model_dir``, curves in ``reports_dir``.
+    """The whole stage for one fold: checkpoints and ``run.json`` in ``model_dir``, curves in ``reports_dir``.
 
-    ``world``: this process among ``train.nproc`` (each calls this with the same arguments).
+    ``world``: this process among ``train.nproc`` (each calls this with the same arguments). ``fold``: one of
+    ``cv.fold_names``.
 
     Raises:
-        ConfigError: for settings that cannot run (no training case, ``train.nproc`` impossible here).
+        ConfigError: for settings that cannot run (no training case, ``train.nproc`` impossible here, a split
+            written for another ``cv.folds``).
     """
     device = resolve_device(params.train.device)
     distributed.check_world(params.train.nproc, world.size, world.local_size, device, params.net.norm)
-    split = cohort.load_split()
+    train_cases, val_cases = fold_cases(cohort, params, fold)
     labels = cohort.labels()
-    if not split["train"]:
+    if not train_cases:
         raise ConfigError("split: no labelled case left for training (add cases or lower the fractions)")
     device = distributed.init(world, device)
-    fingerprint = training_fingerprint(params, cohort)
+    fingerprint = training_fingerprint(params, cohort, fold)
     resume = _resume(model_dir, fingerprint, world)
-    tracker = _tracker(params, tracking, model_dir, resume is not None, fingerprint) if world.main else None
+    tracker, parent = None, None
+    if world.main:
+        tracker, parent = _tracker(params, tracking, model_dir, resume is not None, fingerprint, fold)
     if tracker is not None:
         log.info(
-            "training %s on %s%s: %d train / %d val cases, MLflow run %s",
+            "training %s%s on %s%s: %d train / %d val cases, MLflow run %s",
             params.model,
+            f" {fold} of {params.cv.folds}" if params.cv.folds > 1 else "",
             device,
             f" x {world.size} processes" if world.distributed else "",
-            len(split["train"]),
-            len(split["val"]),
+            len(train_cases),
+            len(val_cases),
             tracker.run_id,
         )
     resumed_epochs = int(resume["epoch"]) if resume is not None else 0
@@ -245,20 +291,21 @@ def run_training(
     try:
         result = train(
             params,
-            split["train"],
+            train_cases,
             model_dir,
             meta=model_meta(params, labels, cohort.target_spacing()),
             device=device,
             fingerprint=fingerprint,
-            validate=make_validator(split["val"], params, device, labels, world),
+            validate=make_validator(val_cases, params, device, labels, world),
             labels=labels,
             resume=resume,
             on_epoch=on_epoch,
             world=world,
         )
     except BaseException:
-        if tracker is not None:
-            tracker.finish("FAILED")
+        for run in (tracker, parent):
+            if run is not None:
+                run.finish("FAILED")
         raise
     if tracker is not None:
         tags = {
@@ -267,4 +314,6 @@ def run_training(
             "torch.version": torch.__version__,
         }
         _export(result, model_dir, reports_dir, params, tracker, tags, labels.region_names)
+    if parent is not None:
+        parent.finish()
     distributed.shutdown(world)

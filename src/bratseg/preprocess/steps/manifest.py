@@ -14,7 +14,7 @@ from bratseg.config import SplitParams
 from bratseg.errors import ConfigError
 from bratseg.io import atomic_path
 from bratseg.preprocess.fingerprint import cohort_fingerprint, cohort_label_set
-from bratseg.preprocess.split import build_manifest, make_split
+from bratseg.preprocess.split import build_manifest, held_out, make_cv_split
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,13 @@ class ManifestFiles:
 
 
 def write_manifest(
-    case_dirs: Sequence[Path], out: ManifestFiles, params: SplitParams, labels: str = "auto"
+    case_dirs: Sequence[Path], out: ManifestFiles, params: SplitParams, labels: str = "auto", folds: int = 1
 ) -> None:
     """The cohort manifest (CSV and Parquet), the split and the fingerprint (JSON) of the cached cases.
 
-    Only labelled cases are split into train / val / test; unlabelled ones go to ``"unlabelled"``. The
+    Only labelled cases are split into train / val / test; unlabelled ones go to ``"unlabelled"``. With
+    ``folds`` (``cv.folds``) > 1 the labelled non-test cases are also assigned to cross-validation folds
+    (:func:`~bratseg.preprocess.split.make_cv_split`), and the manifest names each case's fold. The
     cohort's label set (``labels``: ``data.labels``) is settled here (:func:`cohort_label_set`). The four
     files are written together: if any fails, none is replaced.
     """
@@ -40,11 +42,12 @@ def write_manifest(
     cohort_labels = cohort_label_set([c.properties for c in cases], labels)
     labelled = [c.case_id for c in cases if c.has_label]
     try:
-        split = make_split(labelled, params)
+        split = make_cv_split(labelled, params, folds)
     except ValueError as exc:  # e.g. a validation release with no segmentation: nothing to train on
         raise ConfigError(f"split: {exc} ({len(labelled)} labelled of {len(cases)} cases)") from exc
     split["unlabelled"] = sorted(c.case_id for c in cases if not c.has_label)
-    frame = build_manifest([c.properties for c in cases], split, cohort_labels)
+    plain = {name: ids for name, ids in split.items() if not name.startswith("fold")}
+    frame = build_manifest([c.properties for c in cases], plain, cohort_labels, held_out(split))
     fingerprint = cohort_fingerprint([c.properties for c in cases], cohort_labels)
     with contextlib.ExitStack() as stack:
         csv_tmp = stack.enter_context(atomic_path(out.csv))
