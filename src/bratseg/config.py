@@ -1,72 +1,55 @@
 """Typed, frozen parameters.
 
-``params.yaml`` is read by the workflow layer (Snakefile, ``workflow/scripts``); this module receives the
-parsed mapping, validates it against the one schema (``workflow/schemas/params.schema.yaml``) and returns
-frozen dataclasses. Nothing in ``bratseg`` reads YAML. Each section can also be built on its own with
-``Section.from_dict`` (Snakemake rules pass a section as a rule parameter).
+``params.yaml`` is read by :mod:`bratseg.paramsfile` for the entry points (Snakefile, ``workflow/scripts``).
+This module receives the parsed mapping, validates it against the one schema
+(``workflow/schemas/params.schema.yaml``) and returns frozen dataclasses; nothing else in ``bratseg`` reads
+YAML. Each section can also be built on its own with ``Section.from_dict`` (Snakemake rules pass a section as
+a rule parameter). The networks' sections are in :mod:`bratseg.netparams`, the base class in
+:mod:`bratseg.sections`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import math
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import jsonschema
 
 from bratseg.errors import ConfigError
+from bratseg.netparams import (
+    MODEL_SECTIONS,
+    SWINUNETR_DIVISOR,
+    DynUNetParams,
+    ModelParams,
+    NetParams,
+    SegResNetParams,
+    SwinUNETRParams,
+    model_params,
+    patch_divisors,
+)
+from bratseg.sections import Section
 
-T = TypeVar("T", bound="_Section")
-
-
-class _Section:
-    """Mixin: build a frozen dataclass from a mapping, recursing into nested sections and tuples."""
-
-    @classmethod
-    def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        extra = sorted(set(data) - names)
-        missing = sorted(names - set(data))
-        if extra or missing:
-            raise ConfigError(f"{cls.__name__}: unknown keys {extra}, missing keys {missing}")
-        return cls(**{k: _convert(hints[k], data[k]) for k in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able mapping (tuples become lists), the inverse of :meth:`from_dict`."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
-
-
-def _convert(hint: Any, value: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if isinstance(hint, type) and issubclass(hint, _Section):
-        return hint.from_dict(value)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
-        if item is not None:
-            return tuple(_convert(item, v) for v in value)
-        return tuple(_convert(a, v) for a, v in zip(args, value, strict=True))
-    if origin in (typing.Union, types.UnionType):
-        if isinstance(value, list | tuple):  # e.g. "auto" | [x, y, z]: the sequence member of the union
-            for arg in typing.get_args(hint):
-                if typing.get_origin(arg) is tuple:
-                    return _convert(arg, value)
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
+#: Re-exported: network sections live in :mod:`bratseg.netparams`, the base class in :mod:`bratseg.sections`.
+__all__ = [
+    "MODEL_SECTIONS",
+    "SWINUNETR_DIVISOR",
+    "DynUNetParams",
+    "ModelParams",
+    "NetParams",
+    "Section",
+    "SegResNetParams",
+    "SwinUNETRParams",
+    "model_params",
+    "patch_divisors",
+]
 
 @dataclass(frozen=True)
-class TumourMix(_Section):
+class TumourMix(Section):
     """Relative frequency of each tumour family (normalised to sum to 1; 0 leaves a family out)."""
 
     enhancing: float
@@ -75,7 +58,7 @@ class TumourMix(_Section):
 
 
 @dataclass(frozen=True)
-class CohortParams(_Section):
+class CohortParams(Section):
     n_cases: int
     seed: int
     voxel_mm: float
@@ -115,7 +98,7 @@ class CohortParams(_Section):
 
 
 @dataclass(frozen=True)
-class DataParams(_Section):
+class DataParams(Section):
     raw_dir: str
     layout: str
     labels: str  # auto | a bratseg.labels.LABEL_SETS name
@@ -129,12 +112,12 @@ class DataParams(_Section):
 
 
 @dataclass(frozen=True)
-class ResampleParams(_Section):
+class ResampleParams(Section):
     image_order: int
 
 
 @dataclass(frozen=True)
-class N4Params(_Section):
+class N4Params(Section):
     enabled: bool
     shrink_factor: int | str  # an integer, or "auto" (per axis: round(fit_spacing_mm / voxel size))
     fit_spacing_mm: float
@@ -145,23 +128,23 @@ class N4Params(_Section):
 
 
 @dataclass(frozen=True)
-class NormaliseParams(_Section):
+class NormaliseParams(Section):
     clip_percentiles: tuple[float, float]
 
 
 @dataclass(frozen=True)
-class CropParams(_Section):
+class CropParams(Section):
     margin_vox: int
 
 
 @dataclass(frozen=True)
-class CacheParams(_Section):
+class CacheParams(Section):
     dtype: str
     locations_per_class: int
 
 
 @dataclass(frozen=True)
-class PreprocessParams(_Section):
+class PreprocessParams(Section):
     target_spacing_mm: str | tuple[float, float, float]  # auto (cohort median) | native | [x, y, z]
     resample: ResampleParams
     n4: N4Params
@@ -171,12 +154,12 @@ class PreprocessParams(_Section):
 
 
 @dataclass(frozen=True)
-class SnakemakeParams(_Section):
+class SnakemakeParams(Section):
     keep_intermediate: bool
 
 
 @dataclass(frozen=True)
-class SplitParams(_Section):
+class SplitParams(Section):
     seed: int
     val_fraction: float
     test_fraction: float
@@ -190,7 +173,7 @@ def fold_names(folds: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class CvParams(_Section):
+class CvParams(Section):
     """k-fold cross-validation: ``folds`` models, one per name of ``fold_names`` (what DVC's foreach iterates,
     so it must be exactly :func:`fold_names` of ``folds``)."""
 
@@ -199,106 +182,7 @@ class CvParams(_Section):
 
 
 @dataclass(frozen=True)
-class NetParams(_Section):
-    """The UNet family: ``unet``, ``resunet``, ``attention_unet`` and the 2D slice network ``unet2d``."""
-
-    depth: int
-    base_width: int
-    max_width: int
-    norm: str
-    dropout: float
-    deep_supervision: bool
-
-
-@dataclass(frozen=True)
-class SegResNetParams(_Section):
-    """MONAI's SegResNet (``segresnet``); no deep supervision."""
-
-    init_filters: int
-    blocks_down: tuple[int, ...]
-    blocks_up: tuple[int, ...]
-    norm: str
-    num_groups: int
-    dropout: float
-
-
-@dataclass(frozen=True)
-class SwinUNETRParams(_Section):
-    """MONAI's SwinUNETR (``swinunetr``); no deep supervision."""
-
-    feature_size: int
-    depths: tuple[int, ...]
-    num_heads: tuple[int, ...]
-    window_size: int
-    norm: str
-    dropout: float
-    attn_dropout: float
-    drop_path: float
-    use_v2: bool
-
-
-@dataclass(frozen=True)
-class DynUNetParams(_Section):
-    """MONAI's DynUNet, the nnU-Net network (``dynunet``)."""
-
-    depth: int
-    base_width: int
-    max_width: int
-    norm: str
-    dropout: float
-    res_block: bool
-    deep_supervision: bool
-
-
-#: The settings of any one architecture (``Params.net``).
-ModelParams = NetParams | SegResNetParams | SwinUNETRParams | DynUNetParams
-
-#: ``model`` name → the dataclass of its params section (the section has the model's name).
-MODEL_SECTIONS: Mapping[str, type[ModelParams]] = types.MappingProxyType(
-    {
-        "unet": NetParams,
-        "resunet": NetParams,
-        "attention_unet": NetParams,
-        "unet2d": NetParams,
-        "segresnet": SegResNetParams,
-        "swinunetr": SwinUNETRParams,
-        "dynunet": DynUNetParams,
-    }
-)
-
-#: SwinUNETR: every input size a multiple of its patch embedding (2) times 4 patch mergings (2 each).
-SWINUNETR_DIVISOR = 32
-
-
-def model_params(model: str, data: Mapping[str, Any]) -> ModelParams:
-    """The typed params section of ``model`` from its mapping (e.g. a checkpoint's ``meta["net"]``).
-
-    Raises:
-        ConfigError: if ``model`` is unknown or ``data`` has unknown or missing keys.
-    """
-    if model not in MODEL_SECTIONS:
-        raise ConfigError(f"unknown model {model!r}; valid names: {sorted(MODEL_SECTIONS)}")
-    return MODEL_SECTIONS[model].from_dict(data)
-
-
-def patch_divisors(model: str, net: ModelParams) -> tuple[tuple[int, int, int], str]:
-    """What ``train.patch_size`` must be divisible by, per axis, for ``model`` with settings ``net``, and the
-    rule in words (for the error message). The networks check the same at run time (``size_divisor``)."""
-    if isinstance(net, SegResNetParams):
-        d = 2 ** (len(net.blocks_down) - 1)
-        return (d, d, d), f"2**(len({model}.blocks_down) - 1) = {d}"
-    if isinstance(net, SwinUNETRParams):
-        d = SWINUNETR_DIVISOR
-        return (d, d, d), f"{d} ({model}: patch embedding 2 x 4 patch mergings)"
-    d = 2 ** (net.depth - 1)
-    rule = f"2**({model}.depth - 1) = {d}"
-    if model == "unet2d":
-        return (d, d, 1), rule + " (X and Y; Z is the slice axis)"
-    return (d, d, d), rule
-
-
-@dataclass(frozen=True)
-class AugmentParams(_Section):
+class AugmentParams(Section):
     flip: bool
     intensity_scale: float
     intensity_shift: float
@@ -318,7 +202,7 @@ class AugmentParams(_Section):
 
 
 @dataclass(frozen=True)
-class TrainParams(_Section):
+class TrainParams(Section):
     seed: int
     target: str
     loss: str
@@ -345,12 +229,12 @@ class TrainParams(_Section):
 
 
 @dataclass(frozen=True)
-class TrackingParams(_Section):
+class TrackingParams(Section):
     experiment: str
 
 
 @dataclass(frozen=True)
-class InferenceParams(_Section):
+class InferenceParams(Section):
     overlap: float
     gaussian_sigma: float
     tta_flips: bool
@@ -358,7 +242,7 @@ class InferenceParams(_Section):
 
 
 @dataclass(frozen=True)
-class PostprocessParams(_Section):
+class PostprocessParams(Section):
     threshold: float
     min_component_voxels: int
     # fixed choices, used as given when select is false (the crossval stage chooses them when it is true)
@@ -369,7 +253,7 @@ class PostprocessParams(_Section):
 
 
 @dataclass(frozen=True)
-class LesionwiseParams(_Section):
+class LesionwiseParams(Section):
     preset: str
     matching: str
     # None: the preset's value (see bratseg.evaluation.lesionwise_case.PRESETS)
@@ -380,7 +264,7 @@ class LesionwiseParams(_Section):
 
 
 @dataclass(frozen=True)
-class MetricsParams(_Section):
+class MetricsParams(Section):
     hd95: str
     hd95_units: str
     empty: str
@@ -389,12 +273,12 @@ class MetricsParams(_Section):
 
 
 @dataclass(frozen=True)
-class ReportParams(_Section):
+class ReportParams(Section):
     n_figures: int
 
 
 @dataclass(frozen=True)
-class Params(_Section):
+class Params(Section):
     model: str
     cohort: CohortParams
     data: DataParams
@@ -529,9 +413,9 @@ def _check_cv(cv: CvParams, source: str) -> None:
         )
 
 
-def params_hash(section: _Section | Mapping[str, Any]) -> str:
+def params_hash(section: Section | Mapping[str, Any]) -> str:
     """Short stable hash of a section's values (key order does not matter)."""
-    data = section.to_dict() if isinstance(section, _Section) else dict(section)
+    data = section.to_dict() if isinstance(section, Section) else dict(section)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

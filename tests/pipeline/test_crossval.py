@@ -55,7 +55,8 @@ def entries(tmp_path: Path) -> list[OutOfFold]:
 
 
 def params(raw_params, schema, **post):
-    return parse_params(deep_merge(raw_params, {"postprocess": post}), schema)
+    """The repository params with ``postprocess`` overridden (no component size filter unless given)."""
+    return parse_params(deep_merge(raw_params, {"postprocess": {"min_component_voxels": 0, **post}}), schema)
 
 
 def test_selection_keeps_the_largest_whole_tumour_and_the_smallest_helpful_et_threshold(
