@@ -240,8 +240,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_bytes(cohort, two):
     while time.monotonic() < deadline and launcher.poll() is None:
         if len(workers) < 2:  # the workers start one after the other
             workers = psutil.Process(launcher.pid).children(recursive=True)
-        if last.exists() and torch.load(last, weights_only=True)["epoch"] >= 2:
-            break
+        if last.exists() and torch.load(last, weights_only=True)["epoch"] >= 1:
+            break  # as early as possible: the workers notice the launcher's end within half a second
+            # (distributed.exit_with_parent), and on a loaded machine they may finish an epoch or two before
         time.sleep(0.02)
     assert launcher.poll() is None, "training finished before it could be killed"
     launcher.send_signal(signal.SIGKILL)  # the launcher only: its workers must not train on
@@ -249,7 +250,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_bytes(cohort, two):
     _, alive = psutil.wait_procs(workers, timeout=20)
     assert len(workers) == 2 and not alive
     killed_at = torch.load(last, weights_only=True)["epoch"]
-    assert 2 <= killed_at < EPOCHS
+    assert 1 <= killed_at < EPOCHS
     resumed = train(cohort, "killed", 2)
     assert f"resuming after epoch {killed_at} of {EPOCHS}" in resumed.stderr
     assert outputs(run) == outputs(cohort / "two")
