@@ -45,10 +45,12 @@ class Option:
     channels_last: bool = False
     compile: bool = False
     bf16: bool = False
+    fill_memory: bool = False  # deterministic mode's NaN fill of new tensors (the training's default before)
 
 
 OPTIONS = [
     Option("default (48^3, batch 2)"),
+    Option("NaN fill of new tensors (before)", fill_memory=True),
     Option("channels_last_3d", channels_last=True),
     Option("bf16 autocast", bf16=True),
     Option("torch.compile", compile=True),
@@ -110,6 +112,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         return state
 
     def step(state: dict[str, Any], opt: Option) -> float:
+        torch.utils.deterministic.fill_uninitialized_memory = opt.fill_memory  # type: ignore[attr-defined]
         t0 = clock()
         state["opt"].zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opt.bf16):

@@ -27,9 +27,15 @@ def configure_determinism(num_threads: int) -> None:
 
     Must run before the first CUDA call: cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` when it initialises.
     A kernel without a deterministic implementation then raises instead of silently varying.
+
+    Deterministic mode also fills every newly allocated tensor with NaN by default (to expose kernels that
+    read memory they never wrote); no kernel of this project's networks does (the weights are bit-identical
+    either way, ``tests/test_runtime.py``), and the filling took 15 % of a CPU training step
+    (``benchmarks/bench_training_speed.py``), so it is off.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.set_num_threads(num_threads)

@@ -7,7 +7,13 @@ import pytest
 from scipy import ndimage
 
 from bratseg.cohort.anatomy import load_templates
-from bratseg.cohort.contrast import clean_images, draw_contrast, relative_contrast
+from bratseg.cohort.contrast import (
+    FLAIR_EDEMA_CONTRAST,
+    clean_images,
+    draw_contrast,
+    relative_contrast,
+    visible_flair_edema,
+)
 from bratseg.cohort.generate import BIAS_LOW, NOISE_LOW
 from bratseg.cohort.warp import random_warp, resample
 from bratseg.config import TumourMix
@@ -77,6 +83,22 @@ def test_random_contrast_keeps_the_orderings_of_each_sequence():
     assert spread > 0.2, "intensities must vary between cases"
     fixed = [relative_contrast(rng, 0.0) for _ in range(3)]
     assert fixed[0] == fixed[1] == fixed[2], "jitter 0: the middle of every range"
+
+
+def test_flair_edema_is_visibly_brighter_than_the_tissue_it_replaces():
+    rng = np.random.default_rng(5)
+    raised = 0
+    for _ in range(300):
+        contrast = draw_contrast(rng, 1.0)
+        flair, share = contrast.intensity["flair"], contrast.edema_share
+        normal = max(flair["gm"], flair["wm"])
+        mixed = (1 - share) * flair["edema"] + share * normal
+        assert mixed >= FLAIR_EDEMA_CONTRAST * normal * (1 - 1e-9)
+        raised += bool(np.isclose(mixed, FLAIR_EDEMA_CONTRAST * normal))
+    assert 0 < raised < 300, "the floor applies to the faint draws only"
+    faint = {"wm": 1.0, "gm": 1.4, "edema": 1.5, "net": 1.5}
+    visible_flair_edema(faint, 0.5)
+    assert faint["edema"] == pytest.approx(1.4 * 0.8 / 0.5) and faint["net"] == pytest.approx(faint["edema"])
 
 
 def test_non_enhancing_and_cystic_tumour_contrast(case_of):

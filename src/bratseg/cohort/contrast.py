@@ -7,7 +7,8 @@ is (domain randomisation in the spirit of SynthSeg, but never an implausible con
 - T1: WM > GM > CSF; edema and tumour mildly hypointense, necrosis and fluid dark.
 - T1ce: T1 with small changes, and an enhancing rim brighter than WM; a non-enhancing core stays as on T1.
 - T2: CSF and fluid brightest, a non-enhancing core at least as bright as edema, WM darkest.
-- FLAIR: CSF suppressed (dark), edema bright, a non-enhancing core about as bright, cysts partly suppressed.
+- FLAIR: CSF suppressed (dark), edema bright (at least ``FLAIR_EDEMA_CONTRAST`` times the normal tissue it
+  replaces, as BraTS annotates it), a non-enhancing core about as bright, cysts partly suppressed.
 
 The held-out variant uses a fixed table (``HELDOUT_CONTRAST``) with a small jitter instead.
 """
@@ -54,6 +55,9 @@ WM_SCALE = 1000.0
 GAIN = (0.5, 2.0)
 #: Share of the underlying normal-tissue signal kept in edema and in a non-enhancing core.
 EDEMA_TISSUE_SHARE, NET_TISSUE_SHARE = (0.2, 0.5), (0.0, 0.25)
+#: Least FLAIR signal of edema relative to the brighter normal tissue it replaces (BraTS annotates edema as
+#: the FLAIR hyperintensity: a label where the image shows nothing would teach the network to guess).
+FLAIR_EDEMA_CONTRAST = 1.3
 #: Relative amplitude of the intensity heterogeneity inside the tumour (necrosis gets the upper range).
 HETEROGENEITY, NECROSIS_HETEROGENEITY = (0.05, 0.25), (0.1, 0.35)
 #: Exponent range of the template texture on T2 and FLAIR (darker on T1 -> brighter on T2).
@@ -114,6 +118,17 @@ def relative_contrast(rng: np.random.Generator, jitter: float) -> dict[str, dict
     return out
 
 
+def visible_flair_edema(flair: dict[str, float], edema_share: float) -> None:
+    """Raise FLAIR edema (and the non-enhancing core drawn relative to it) in place so that edema, mixed
+    with ``edema_share`` of the normal signal, is at least ``FLAIR_EDEMA_CONTRAST`` times as bright as grey
+    or white matter, whichever is brighter."""
+    normal = max(flair["gm"], flair["wm"])
+    least = normal * (FLAIR_EDEMA_CONTRAST - edema_share) / (1.0 - edema_share)
+    if flair["edema"] < least:
+        flair["net"] *= least / flair["edema"]
+        flair["edema"] = least
+
+
 def draw_contrast(rng: np.random.Generator, jitter: float = 1.0, variant: str = "train") -> Contrast:
     """Tissue intensities of one case, each modality scaled by a random gain (see the module docstring)."""
     if variant == "heldout":
@@ -131,6 +146,7 @@ def draw_contrast(rng: np.random.Generator, jitter: float = 1.0, variant: str = 
             float(rng.uniform(*HETEROGENEITY)), float(rng.uniform(*NECROSIS_HETEROGENEITY)),
             float(rng.uniform(*T2_TEXTURE)),
         )
+        visible_flair_edema(rel["flair"], textures[0])
     out: dict[str, dict[str, float]] = {}
     for m in MODALITIES:
         gain = WM_SCALE * math.exp(float(rng.uniform(math.log(GAIN[0]), math.log(GAIN[1]))))
