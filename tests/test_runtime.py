@@ -36,7 +36,9 @@ def test_configure_determinism_turns_on_deterministic_kernels_and_off_the_nan_fi
 
 def test_training_reads_no_uninitialised_memory():
     """With the NaN fill on, a kernel reading memory it never wrote would give NaN or other weights."""
-    filled = _train_weights(True)
+    try:
+        filled = _train_weights(True)
+    finally:
+        configure_determinism(1)  # the fill off again for the tests that follow, whatever happened
     assert torch.isfinite(filled).all()
     assert torch.equal(filled, _train_weights(False))
-    configure_determinism(1)
