@@ -41,6 +41,7 @@ class Option:
     patch: int = 48
     batch: int = 2
     width: int = 16
+    full_res_width: int | None = None  # channels of the full-resolution level alone (unet.full_res_width)
     deep_supervision: bool = True
     channels_last: bool = False
     compile: bool = False
@@ -59,6 +60,8 @@ OPTIONS = [
     Option("patch 64^3, batch 1", patch=64, batch=1),
     Option("base_width 12", width=12),
     Option("base_width 8", width=8),
+    Option("full-resolution width 8", full_res_width=8),
+    Option("full-resolution width 12", full_res_width=12),
     Option("no deep supervision", deep_supervision=False),
 ]
 
@@ -92,7 +95,8 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
 
     def setup(opt: Option) -> dict[str, Any]:
         torch.manual_seed(0)
-        net = replace(params.net, base_width=opt.width, deep_supervision=opt.deep_supervision)
+        net = replace(params.net, base_width=opt.width, full_res_width=opt.full_res_width,
+                      deep_supervision=opt.deep_supervision)
         model = build_model(params.model, 4, out_ch, net)
         if opt.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
@@ -123,7 +127,8 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         state["opt"].step()
         return clock() - t0
 
-    chosen = [o for o in OPTIONS if not (o.compile and args.no_compile)]
+    chosen = [o for i, o in enumerate(OPTIONS)
+              if not (o.compile and args.no_compile) and (i == 0 or not args.only or o.name in args.only)]
     states = {o.name: setup(o) for o in chosen}
     times: dict[str, list[float]] = {o.name: [] for o in chosen}
     for _ in range(args.rounds):
@@ -196,9 +201,14 @@ def main() -> None:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: process CPU time, which load from other processes hardly changes "
                         "(use with --threads 1: spinning worker threads would count too)")
+    parser.add_argument("--only", action="append", default=[], metavar="OPTION",
+                        help="measure only this option (repeatable; the default is always measured)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    unknown = sorted(set(args.only) - {o.name for o in OPTIONS})
+    if unknown:
+        parser.error(f"--only: unknown options {unknown}; valid: {[o.name for o in OPTIONS]}")
     if args.child:
         print(json.dumps(_child(args)))
         return
@@ -209,6 +219,8 @@ def main() -> None:
                "--threads", str(args.threads), "--clock", args.clock]
         if args.no_compile:
             cmd.append("--no-compile")
+        for name in args.only:
+            cmd += ["--only", name]
         env = {**os.environ, **ISAS[isa]}
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:

@@ -4,6 +4,7 @@ name reads, and the patch-size rule each network imposes.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class NetParams(Section):
     norm: str
     dropout: float
     deep_supervision: bool
+    full_res_width: int | None = None  # channels of level 0 only; None: base_width
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,21 @@ SWINUNETR_DIVISOR = 32
 def model_params(model: str, data: Mapping[str, Any]) -> ModelParams:
     """The typed params section of ``model`` from its mapping (e.g. a checkpoint's ``meta["net"]``).
 
+    A key added to a section after a checkpoint was written (a field with a default, such as
+    ``full_res_width``) takes its default, which is the network the checkpoint was trained as.
+
     Raises:
         ConfigError: if ``model`` is unknown or ``data`` has unknown or missing keys.
     """
     if model not in MODEL_SECTIONS:
         raise ConfigError(f"unknown model {model!r}; valid names: {sorted(MODEL_SECTIONS)}")
-    return MODEL_SECTIONS[model].from_dict(data)
+    section = MODEL_SECTIONS[model]
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(section)
+        if f.default is not dataclasses.MISSING and f.name not in data
+    }
+    return section.from_dict({**data, **defaults})
 
 
 def patch_divisors(model: str, net: ModelParams) -> tuple[tuple[int, int, int], str]:

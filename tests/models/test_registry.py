@@ -154,3 +154,13 @@ def test_unknown_model_and_wrong_section() -> None:
         section_from_dict("vnet", {})
     with pytest.raises(ConfigError, match=r"DynUNetParams: unknown keys \[\], missing keys \['res_block'\]"):
         section_from_dict("dynunet", net.to_dict())
+
+
+def test_a_checkpoint_section_without_full_res_width_builds_the_network_it_was() -> None:
+    """Checkpoints written before ``full_res_width`` existed carry no such key: it defaults to None."""
+    old = {"depth": 3, "base_width": 4, "max_width": 16, "norm": "instance", "dropout": 0.0,
+           "deep_supervision": True}
+    net = section_from_dict("unet", old)
+    assert isinstance(net, NetParams) and net.full_res_width is None
+    with pytest.raises(ConfigError, match="unknown keys"):
+        section_from_dict("unet", {**old, "stem": 3})

@@ -79,6 +79,8 @@ def test_output_shapes(name: str, depth: int, norm: str, deep_supervision: bool)
         ({"depth": 4, "base_width": 16, "max_width": 256}, (16, 32, 64, 128)),
         ({"depth": 5, "base_width": 8, "max_width": 32}, (8, 16, 32, 32, 32)),
         ({"depth": 2, "base_width": 3, "max_width": 3}, (3, 3)),
+        ({"depth": 4, "base_width": 16, "max_width": 256, "full_res_width": 8}, (8, 32, 64, 128)),
+        ({"depth": 3, "base_width": 4, "max_width": 4, "full_res_width": 6}, (6, 4, 4)),
     ],
 )
 def test_widths_are_capped(kwargs: dict[str, Any], widths: tuple[int, ...]) -> None:
@@ -94,6 +96,8 @@ def test_widths_are_capped(kwargs: dict[str, Any], widths: tuple[int, ...]) -> N
         ((4, 3), {"depth": 2.5}, "depth"),
         ((4, 3), {"base_width": 0}, "base_width"),
         ((4, 3), {"max_width": 0}, "max_width"),
+        ((4, 3), {"full_res_width": 0}, "full_res_width"),
+        ((4, 3), {"full_res_width": 8.0}, "full_res_width"),
         ((4, 3), {"base_width": 32, "max_width": 16}, "max_width"),
         ((4, 3), {"block": "dense"}, "block"),
         ((4, 3), {"norm": "group"}, "norm"),
@@ -107,6 +111,25 @@ def test_widths_are_capped(kwargs: dict[str, Any], widths: tuple[int, ...]) -> N
 def test_illegal_arguments(args: tuple[int, int], kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         UNet3D(*args, **kwargs)
+
+
+@pytest.mark.parametrize("block", ["plain", "residual"])
+def test_narrow_full_resolution_level(block: Any) -> None:
+    """Only level 0 narrows (its two blocks, the last upsampling, the head); the output shapes stay."""
+    model = UNet3D(4, 3, depth=3, base_width=4, max_width=16, full_res_width=2, block=block,
+                   deep_supervision=True)
+    assert model.widths == (2, 8, 16)
+    assert model.downsamples[0][0].in_channels == 2 and model.downsamples[0][0].out_channels == 8
+    assert model.upsamples[0].out_channels == 2 and model.upsamples[1].out_channels == 8
+    assert model.decoder[0].conv1[0].in_channels == 4 and model.heads[0].in_channels == 2
+    outputs = model.train()(torch.randn(1, 4, 16, 8, 8))
+    assert [tuple(o.shape) for o in outputs] == [(1, 3, 16, 8, 8), (1, 3, 8, 4, 4)]
+
+
+def test_full_res_width_from_params() -> None:
+    model = build_model("unet", 4, 3, net_params(full_res_width=3))
+    assert isinstance(model, UNet3D) and model.widths == (3, 8, 16)
+    assert build_model("unet", 4, 3, net_params()).widths == (4, 8, 16)  # type: ignore[attr-defined]
 
 
 def test_unknown_model_lists_valid_names() -> None:

@@ -36,6 +36,7 @@ def _unet_kwargs(net: NetParams) -> dict[str, Any]:
         "norm": net.norm,
         "dropout": net.dropout,
         "deep_supervision": net.deep_supervision,
+        "full_res_width": net.full_res_width,
     }
 
 

@@ -26,7 +26,7 @@ class SliceUNet(SegmentationNet):
         out_channels: output channels (3 regions or 4 classes).
         depth: resolution levels of the 2D UNet (≥ 2); ``X`` and ``Y`` must be divisible by ``2**(depth-1)``,
             ``Z`` is free (any number of slices, 1 included).
-        base_width, max_width, block, norm, dropout, deep_supervision, gate: as for
+        base_width, max_width, full_res_width, block, norm, dropout, deep_supervision, gate: as for
             :class:`~bratseg.models.unet.UNet3D` (with ``InstanceNorm2d`` / ``BatchNorm2d``, ``Dropout2d``).
 
     Raises:
@@ -41,6 +41,7 @@ class SliceUNet(SegmentationNet):
         depth: int = 4,
         base_width: int = 16,
         max_width: int = 256,
+        full_res_width: int | None = None,
         block: Literal["plain", "residual"] = "plain",
         norm: Literal["instance", "batch"] = "instance",
         dropout: float = 0.0,
@@ -53,6 +54,7 @@ class SliceUNet(SegmentationNet):
             depth=depth,
             base_width=base_width,
             max_width=max_width,
+            full_res_width=full_res_width,
             block=block,
             norm=norm,
             dropout=dropout,

@@ -1,6 +1,7 @@
 """One parameterised UNet family; UNet, ResUNet and Attention UNet differ only by the block and the gate.
 
-Layout, for ``depth`` resolution levels with widths ``w[l] = min(base_width * 2**l, max_width)``::
+Layout, for ``depth`` resolution levels with widths ``w[l] = min(base_width * 2**l, max_width)`` (``w[0] =
+full_res_width`` when given)::
 
     level 0    block(in → w0) ───────── skip ─→ [gate] → cat → block(2·w0 → w0) → head → logits
     level 1    down → block(w1 → w1) ── skip ─→ [gate] → cat → block(2·w1 → w1) → head (deep supervision)
@@ -73,6 +74,10 @@ class UNet3D(SegmentationNet):
             ``2**(depth-1)``.
         base_width: channels at full resolution; doubled at each level.
         max_width: cap on the channels of any level (≥ ``base_width``).
+        full_res_width: channels of the full-resolution level alone (its encoder block, its decoder block and
+            the last upsampling), if not ``base_width``; the coarser levels keep ``base_width * 2**l``. On CPU
+            the full-resolution level is about half of a training step's arithmetic, so a narrower one is
+            the cheapest way to a faster step (``benchmarks/bench_training_speed.py``).
         block: ``"plain"`` (two conv-norm-LeakyReLU) or ``"residual"`` (the same with an identity or
             1×1×1-projection skip), in the encoder and the decoder alike.
         norm: ``"instance"`` (``InstanceNorm3d(affine=True)``) or ``"batch"`` (``BatchNorm3d``).
@@ -93,6 +98,7 @@ class UNet3D(SegmentationNet):
         depth: int = 4,
         base_width: int = 16,
         max_width: int = 256,
+        full_res_width: int | None = None,
         block: Literal["plain", "residual"] = "plain",
         norm: Literal["instance", "batch"] = "instance",
         dropout: float = 0.0,
@@ -114,6 +120,8 @@ class UNet3D(SegmentationNet):
         check_positive("max_width", max_width)
         if max_width < base_width:
             raise ValueError(f"max_width ({max_width}) must be at least base_width ({base_width})")
+        if full_res_width is not None:
+            check_positive("full_res_width", full_res_width)
         check_choice("block", block, BLOCKS)
         check_choice("norm", norm, NORMS)
         check_fraction("dropout", dropout)
@@ -126,7 +134,10 @@ class UNet3D(SegmentationNet):
         self.gate = gate
         self.spatial_dims = spatial_dims
         self.deep_supervision = deep_supervision
-        self.widths: tuple[int, ...] = tuple(min(base_width * 2**level, max_width) for level in range(depth))
+        widths = [min(base_width * 2**level, max_width) for level in range(depth)]
+        if full_res_width is not None:
+            widths[0] = full_res_width
+        self.widths: tuple[int, ...] = tuple(widths)
         w, dims = self.widths, spatial_dims
         dropout = float(dropout)
 
