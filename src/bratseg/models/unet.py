@@ -72,12 +72,12 @@ class UNet3D(SegmentationNet):
         out_channels: output channels (3 regions for sigmoid outputs, 4 classes for softmax outputs).
         depth: resolution levels including the bottleneck (≥ 2); spatial sizes must be divisible by
             ``2**(depth-1)``.
-        base_width: channels at full resolution; doubled at each level.
+        base_width: channels at full resolution (unless ``full_res_width``); doubled at each level.
         max_width: cap on the channels of any level (≥ ``base_width``).
         full_res_width: channels of the full-resolution level alone (its encoder block, its decoder block and
-            the last upsampling), if not ``base_width``; the coarser levels keep ``base_width * 2**l``. On CPU
-            the full-resolution level is about half of a training step's arithmetic, so a narrower one is
-            the cheapest way to a faster step (``benchmarks/bench_training_speed.py``).
+            the last upsampling), if not ``base_width``; the coarser levels keep ``base_width * 2**l``. Width
+            8 makes a CPU training step cheaper (``benchmarks/bench_training_speed.py``), at a cost in
+            accuracy that the README's benchmarks section reports.
         block: ``"plain"`` (two conv-norm-LeakyReLU) or ``"residual"`` (the same with an identity or
             1×1×1-projection skip), in the encoder and the decoder alike.
         norm: ``"instance"`` (``InstanceNorm3d(affine=True)``) or ``"batch"`` (``BatchNorm3d``).
