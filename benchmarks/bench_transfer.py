@@ -20,7 +20,8 @@ figures) and the PNGs.
     setting is fixed here, whatever ``params.yaml``'s cohort says, so that every model meets the same cases.
 (c) ``--own``: the test split of the model's own preprocessed cohort.
 
-``--sweep`` also scores the post-processing grid ``SWEEP`` on the same network outputs.
+``--sweep`` also scores the post-processing grid ``SWEEP`` on the same network outputs, ``--thresholds``
+the post-processing of ``--params`` at other probability thresholds.
 """
 
 from __future__ import annotations
@@ -99,18 +100,22 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def post_variants(params: PostprocessParams, sweep: bool) -> list[PostprocessParams]:
-    """The post-processing of ``--params`` first, then (with ``sweep``) the grid ``SWEEP``."""
+def post_variants(
+    params: PostprocessParams, sweep: bool, thresholds: list[float] | None = None
+) -> list[PostprocessParams]:
+    """The post-processing of ``--params`` first, then (with ``sweep``) the grid ``SWEEP``, then the
+    ``--params`` settings at each of ``thresholds``."""
     out = [params]
-    for components, et in SWEEP if sweep else []:
-        variant = replace(params, min_component_voxels=components, et_min_voxels=et)
+    candidates = [replace(params, min_component_voxels=c, et_min_voxels=e) for c, e in (SWEEP if sweep else [])]
+    candidates += [replace(params, threshold=t) for t in thresholds or []]
+    for variant in candidates:
         if variant not in out:
             out.append(variant)
     return out
 
 
 def tag(post: PostprocessParams) -> str:
-    return f"mcv {post.min_component_voxels} et {post.et_min_voxels}"
+    return f"thr {post.threshold:g} mcv {post.min_component_voxels} et {post.et_min_voxels}"
 
 
 def score(pred: Classes, ref: Classes, spacing: tuple[float, ...]) -> dict[str, Any]:
@@ -429,15 +434,24 @@ def main() -> None:
         help="also score the test split of this preprocessed cohort (e.g. data/preprocessed)",
     )
     parser.add_argument("--sweep", action="store_true", help="also score the post-processing grid SWEEP")
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        metavar="T",
+        help="also score the --params post-processing at these probability thresholds (each in (0, 1))",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "transfer")
     args = parser.parse_args()
+    if any(not 0.0 < t < 1.0 for t in args.thresholds or []):
+        parser.error(f"--thresholds: each must lie in (0, 1), got {args.thresholds}")
     if not args.model.is_file():
         raise SystemExit(f"bench_transfer: model {args.model} not found (train one with dvc repro)")
     args.out.mkdir(parents=True, exist_ok=True)
     params = load_params(args.params)
     configure_determinism(params.train.num_threads)
     seg = Segmenter(args.model, params.inference)
-    posts = post_variants(params.postprocess, args.sweep)
+    posts = post_variants(params.postprocess, args.sweep, args.thresholds)
     print(f"model {args.model}, trained at {seg.spacing:g} mm, CPU {cpu_model()}; default {tag(posts[0])}")
     rows: list[dict[str, Any]] = []
     if not args.skip_real:
