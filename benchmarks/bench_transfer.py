@@ -106,7 +106,8 @@ def post_variants(
     """The post-processing of ``--params`` first, then (with ``sweep``) the grid ``SWEEP``, then the
     ``--params`` settings at each of ``thresholds``."""
     out = [params]
-    candidates = [replace(params, min_component_voxels=c, et_min_voxels=e) for c, e in (SWEEP if sweep else [])]
+    grid = SWEEP if sweep else []
+    candidates = [replace(params, min_component_voxels=c, et_min_voxels=e) for c, e in grid]
     candidates += [replace(params, threshold=t) for t in thresholds or []]
     for variant in candidates:
         if variant not in out:
