@@ -55,8 +55,10 @@ def entries(tmp_path: Path) -> list[OutOfFold]:
 
 
 def params(raw_params, schema, **post):
-    """The repository params with ``postprocess`` overridden (no component size filter unless given)."""
-    return parse_params(deep_merge(raw_params, {"postprocess": {"min_component_voxels": 0, **post}}), schema)
+    """The repository params with ``postprocess`` overridden (threshold 0.5 and no component size filter
+    unless given: the plans below do not follow the repository's defaults)."""
+    post = {"threshold": 0.5, "min_component_voxels": 0, **post}
+    return parse_params(deep_merge(raw_params, {"postprocess": post}), schema)
 
 
 def test_selection_keeps_the_largest_whole_tumour_and_the_smallest_helpful_et_threshold(
