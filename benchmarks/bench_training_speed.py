@@ -4,11 +4,12 @@
     python benchmarks/bench_training_speed.py --isa native --rounds 3 --steps 3
 
 Each option is one change to the default training step (the project's network, loss and AdamW step on random
-4-channel patches with random regions): patch size, batch size, network width, deep supervision, channels-last
-3D memory format, ``torch.compile``, bfloat16 autocast. Options are measured interleaved, round after round,
-and the median step time per option is compared to the default's (ratios, so load on the machine cancels
-out). Beside them: the augmentation's CPU time per patch (``train.augment``) relative to the training time per
-patch, and a validation pass (sliding window over one default 2 mm case crop) at several overlaps.
+4-channel patches with random regions): patch size, batch size, network width, deep supervision, the memory
+format (channels-last 3D is the default; "before": channels-first), ``torch.compile``, bfloat16 autocast.
+Options are measured interleaved, round after round, and the median step time per option is compared to the
+default's (ratios, so load on the machine cancels out). Beside them: the augmentation's CPU time per patch
+(``train.augment``) relative to the training time per patch, and a validation pass (sliding window over one
+default 2 mm case crop) at several overlaps, channels-last and (at the evaluation's overlap) channels-first.
 
 The AVX2-only proxy runs the same in a child process with ``ATEN_CPU_CAPABILITY=avx2`` and
 ``ONEDNN_MAX_CPU_ISA=AVX2`` (they must be set before torch is imported): roughly a 2-core machine without
@@ -43,16 +44,18 @@ class Option:
     width: int = 16
     full_res_width: int | None = None  # channels of the full-resolution level alone (unet.full_res_width)
     deep_supervision: bool = True
-    channels_last: bool = False
+    channels_last: bool = True  # channels-last 3D weights and activations (train.channels_last)
     compile: bool = False
     bf16: bool = False
     fill_memory: bool = False  # deterministic mode's NaN fill of new tensors (the training's default before)
+    norm: str = "preserving"  # bratseg.models.norm.InstanceNorm3d | builtin: torch's (returns channels-first)
 
 
 OPTIONS = [
     Option("default (48^3, batch 2)"),
+    Option("channels-first (before)", channels_last=False),
+    Option("channels-last, torch's norm", norm="builtin"),
     Option("NaN fill of new tensors (before)", fill_memory=True),
-    Option("channels_last_3d", channels_last=True),
     Option("bf16 autocast", bf16=True),
     Option("torch.compile", compile=True),
     Option("batch 4 (fewer, larger steps)", batch=4),
@@ -71,6 +74,23 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+def _with_norm(model: Any, norm: str) -> Any:
+    """``model`` with its instance norms (``bratseg.models.norm.InstanceNorm3d``) as they are
+    (``preserving``) or swapped for torch's ``InstanceNorm3d`` (``builtin``: always a channels-first output),
+    same parameters."""
+    import torch
+
+    if norm == "preserving":
+        return model
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.InstanceNorm3d):
+                new = torch.nn.InstanceNorm3d(child.num_features, affine=True)
+                new.load_state_dict(child.state_dict())
+                setattr(module, name, new)
+    return model
 
 
 def _child(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,16 +117,13 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         torch.manual_seed(0)
         net = replace(params.net, base_width=opt.width, full_res_width=opt.full_res_width,
                       deep_supervision=opt.deep_supervision)
-        model = build_model(params.model, 4, out_ch, net)
-        if opt.channels_last:
-            model = model.to(memory_format=torch.channels_last_3d)
+        model = _with_norm(build_model(params.model, 4, out_ch, net), opt.norm)
+        model.set_channels_last(opt.channels_last)
         tp = params.train
         loss_fn = build_loss(tp.target, tp.loss, tp.focal_gamma, model.n_outputs)
         optimizer = build_optimizer(model, params.train)
         shape = (opt.batch, 4, opt.patch, opt.patch, opt.patch)
         x = torch.from_numpy(rng.normal(size=shape).astype(np.float32))
-        if opt.channels_last:
-            x = x.to(memory_format=torch.channels_last_3d)
         y = torch.from_numpy((rng.random((opt.batch, 3, *shape[2:])) < 0.1).astype(np.float32))
         t0 = time.perf_counter()
         step_model = torch.compile(model) if opt.compile else model
@@ -162,11 +179,13 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     volume = rng.normal(size=(4, *VAL_SHAPE)).astype(np.float16)
     val = {}
     with torch.inference_mode():
-        for overlap in (0.0, params.train.val_overlap, params.inference.overlap):
+        overlaps = (0.0, params.train.val_overlap, params.inference.overlap)
+        for overlap, layout in [*[(o, True) for o in overlaps], (params.inference.overlap, False)]:
+            model.set_channels_last(layout)
             t0 = clock()
             sliding_window_predict(volume, predictor, patch_size=params.train.patch_size, n_outputs=out_ch,
                                    overlap=overlap, batch_size=params.train.batch_size)
-            val[f"overlap {overlap:g}"] = round(clock() - t0, 2)
+            val[f"overlap {overlap:g}" + ("" if layout else ", channels-first")] = round(clock() - t0, 2)
     return {
         "capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),

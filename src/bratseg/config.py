@@ -223,6 +223,7 @@ class TrainParams(Section):
     device: str
     amp: str
     compile: bool
+    channels_last: bool  # channels-last 3D on CPU, for the networks that support it (the 3D UNet family)
     num_threads: int
     num_workers: int
     nproc: int  # training processes (world size); batch_size is the global batch over all of them
@@ -239,6 +240,7 @@ class InferenceParams(Section):
     gaussian_sigma: float
     tta_flips: bool
     batch_size: int
+    channels_last: bool  # channels-last 3D on CPU, for the networks that support it
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def test_trained_model_loads_and_segments(tmp_path):
     assert not loaded.network.training
     image = np.random.default_rng(0).normal(size=(4, 9, 10, 11)).astype(np.float16)
     post = PostprocessParams(0.5, 0, (), 0, False, (0,))
-    classes, info = loaded.segment(image, InferenceParams(0.5, 0.125, False, 2), post)
+    classes, info = loaded.segment(image, InferenceParams(0.5, 0.125, False, 2, True), post)
     assert classes.shape == (9, 10, 11) and classes.dtype == np.uint8
     assert set(info) == {"components_removed", "largest_component_removed", "et_relabelled"}
     x = torch.from_numpy(image[None, :, :8, :8, :8].astype(np.float32))
@@ -75,7 +75,7 @@ def test_ensemble_averages_the_members_probabilities(tmp_path):
     _checkpoint(tmp_path / "a.pt", seed=0)
     _checkpoint(tmp_path / "b.pt", seed=1)
     image = np.random.default_rng(1).normal(size=(4, 9, 10, 11)).astype(np.float32)
-    inference = InferenceParams(0.5, 0.125, False, 2)
+    inference = InferenceParams(0.5, 0.125, False, 2, True)
     a, b = (TrainedModel.load(tmp_path / n).probabilities(image, inference) for n in ("a.pt", "b.pt"))
     assert not np.allclose(a, b)  # two different networks
     both = Ensemble.load([tmp_path / "a.pt", tmp_path / "b.pt"]).probabilities(image, inference)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from bratseg.models import norm
 from bratseg.models.blocks import (
     ConvNormAct,
     conv_class,
@@ -19,7 +20,7 @@ from bratseg.models.blocks import (
 @pytest.mark.parametrize(
     ("spatial_dims", "conv", "up", "instance", "batch", "dropout"),
     [
-        (3, nn.Conv3d, nn.ConvTranspose3d, nn.InstanceNorm3d, nn.BatchNorm3d, nn.Dropout3d),
+        (3, nn.Conv3d, nn.ConvTranspose3d, norm.InstanceNorm3d, nn.BatchNorm3d, nn.Dropout3d),
         (2, nn.Conv2d, nn.ConvTranspose2d, nn.InstanceNorm2d, nn.BatchNorm2d, nn.Dropout2d),
     ],
 )
@@ -28,8 +29,8 @@ def test_layer_types_follow_spatial_dims(
 ) -> None:
     assert conv_class(spatial_dims) is conv
     assert transposed_conv_class(spatial_dims) is up
-    norm = make_norm("instance", 4, spatial_dims)
-    assert type(norm) is instance and norm.affine
+    layer = make_norm("instance", 4, spatial_dims)
+    assert type(layer) is instance and layer.affine
     assert type(make_norm("batch", 4, spatial_dims)) is batch
     assert type(make_dropout(0.2, spatial_dims)) is dropout
     assert type(make_dropout(0.0, spatial_dims)) is nn.Identity

@@ -25,6 +25,7 @@ from bratseg.inference.postprocess import PostprocessPlan, as_plan, postprocess,
 from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import Geometry, save_nifti
 from bratseg.labels import LabelSet, label_set
+from bratseg.models.base import use_channels_last
 from bratseg.models.checkpoint import load_checkpoint
 from bratseg.models.registry import build_model
 from bratseg.runtime import amp_dtype
@@ -180,6 +181,8 @@ class Ensemble:
         """Mean sliding-window probabilities (n_outputs, X, Y, Z) of the members for a preprocessed image
         (4, X, Y, Z); each window batch is gathered once for all members."""
         meta = self.meta
+        for member in self.members:
+            use_channels_last(member.network, params.channels_last, self.device)
         return sliding_window_predict(
             image,
             ensemble_fn([m.network for m in self.members], meta["target"]),

@@ -4,7 +4,9 @@
   spatial size a multiple of the network's divisor along that axis, else ``ValueError`` naming size and rule;
 - output: logits ``(B, out_channels, X, Y, Z)``; in training mode with deep supervision, a list of
   :attr:`~SegmentationNet.n_outputs` logits, full resolution first, each a lower resolution of the input;
-- :attr:`~SegmentationNet.size_divisor` and :attr:`~SegmentationNet.n_outputs` as in the UNet family.
+- :attr:`~SegmentationNet.size_divisor` and :attr:`~SegmentationNet.n_outputs` as in the UNet family;
+- :meth:`~SegmentationNet.set_channels_last` switches a network that supports it to channels-last 3D weights
+  and activations (the same function, other kernels: results differ in rounding only).
 
 The training loss (:func:`bratseg.training.losses.build_loss`), the sliding-window inference and the
 checkpoint loader rely on nothing else.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 _AXES = "XYZ"
@@ -61,6 +64,22 @@ class SegmentationNet(nn.Module):
         self.out_channels = out_channels
         self.spatial_divisors: tuple[int, ...] = tuple(int(d) for d in divisors)
         self.divisor_rule = divisor_rule
+        self.channels_last = False
+
+    @property
+    def supports_channels_last(self) -> bool:
+        """Whether :meth:`set_channels_last` can switch this network to channels-last 3D (only networks
+        whose every layer keeps that layout, so none falls back to copies or imprecise kernels)."""
+        return False
+
+    def set_channels_last(self, enabled: bool) -> bool:
+        """Run in channels-last 3D (weights now, inputs at each forward) when ``enabled`` and supported,
+        else in PyTorch's default contiguous layout; returns whether channels-last is on."""
+        check_bool("enabled", enabled)
+        on = enabled and self.supports_channels_last
+        self.to(memory_format=torch.channels_last_3d if on else torch.contiguous_format)  # type: ignore[call-overload]
+        self.channels_last = on
+        return on
 
     @property
     def size_divisor(self) -> int:
@@ -88,3 +107,13 @@ class SegmentationNet(nn.Module):
             raise ValueError(
                 f"input spatial size {spatial} must be divisible by {self.divisor_rule} along {where}"
             )
+
+
+def use_channels_last(model: nn.Module, enabled: bool, device: torch.device) -> bool:
+    """Switch ``model`` to channels-last 3D when ``enabled``, on CPU, and supported (a
+    :class:`SegmentationNet` whose :attr:`~SegmentationNet.supports_channels_last`), else to the contiguous
+    layout; returns whether channels-last is on. On CUDA networks stay contiguous (not measured there)."""
+    if not isinstance(model, SegmentationNet):
+        return False
+    return model.set_channels_last(enabled and device.type == "cpu")
+

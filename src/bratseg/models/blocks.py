@@ -12,6 +12,8 @@ from typing import Literal, get_args
 
 from torch import Tensor, nn
 
+from bratseg.models.norm import InstanceNorm3d
+
 NormKind = Literal["instance", "batch"]
 BlockKind = Literal["plain", "residual"]
 NORMS: tuple[str, ...] = get_args(NormKind)
@@ -41,16 +43,15 @@ def transposed_conv_class(spatial_dims: int) -> type[nn.ConvTranspose2d] | type[
 
 
 def make_norm(norm: str, channels: int, spatial_dims: int = 3) -> nn.Module:
-    """``InstanceNorm3d(affine=True)`` or ``BatchNorm3d`` over ``channels`` (the 2D ones for
-    ``spatial_dims=2``).
+    """``InstanceNorm3d(affine=True)`` (:class:`bratseg.models.norm.InstanceNorm3d`, which keeps channels-last
+    3D inputs channels-last) or ``BatchNorm3d`` over ``channels`` (the 2D ones for ``spatial_dims=2``).
 
     Raises:
         ValueError: if ``norm`` is not one of :data:`NORMS` or ``spatial_dims`` not 2 or 3.
     """
     check_spatial_dims(spatial_dims)
     if norm == "instance":
-        instance = nn.InstanceNorm3d if spatial_dims == 3 else nn.InstanceNorm2d
-        return instance(channels, affine=True)
+        return InstanceNorm3d(channels) if spatial_dims == 3 else nn.InstanceNorm2d(channels, affine=True)
     if norm == "batch":
         return nn.BatchNorm3d(channels) if spatial_dims == 3 else nn.BatchNorm2d(channels)
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")

@@ -177,6 +177,12 @@ class UNet3D(SegmentationNet):
             _initialise(self.gates)
 
     @property
+    def supports_channels_last(self) -> bool:
+        """The 3D members: their convolutions, norms (:mod:`bratseg.models.norm`), gates and concatenations
+        all keep channels-last 3D."""
+        return self.spatial_dims == 3
+
+    @property
     def n_outputs(self) -> int:
         """Number of logits tensors :meth:`forward` returns in training mode (``depth-1`` with deep
         supervision, else 1)."""
@@ -206,6 +212,8 @@ class UNet3D(SegmentationNet):
             ValueError: if the shape of ``x`` does not fit (the message names the size and the requirement).
         """
         self.check_input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         supervise = self.deep_supervision and self.training
         skips: list[Tensor] = [self.encoder[0](x)]
         for down, block in zip(self.downsamples, self.encoder[1:], strict=True):

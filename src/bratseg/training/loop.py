@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from bratseg.cache import CachedCase
 from bratseg.config import Params
 from bratseg.labels import BRATS_2021, LabelSet
+from bratseg.models.base import use_channels_last
 from bratseg.models.checkpoint import save_checkpoint
 from bratseg.models.registry import build_model
 from bratseg.runtime import amp_dtype, configure_determinism, epoch_seed, seed_everything
@@ -86,6 +87,8 @@ def build_state(
     configure_determinism(tp.num_threads)
     seed_everything(tp.seed)
     model: nn.Module = build_model(params.model, 4, labels.n_outputs(tp.target), params.net).to(device)
+    if use_channels_last(model, tp.channels_last, device):
+        log.info("channels-last 3D weights and activations (train.channels_last)")
     model = distributed.prepare_model(model, world, device)
     optimizer = build_optimizer(model, tp)
     scheduler = build_scheduler(optimizer, tp)
