@@ -12,6 +12,7 @@ from torch import nn
 from bratseg.config import NetParams
 from bratseg.models import UNet3D, build_model
 from bratseg.models.attention import AttentionGate
+from bratseg.models.base import use_channels_last
 from bratseg.models.blocks import ConvNormAct, PlainBlock, ResidualBlock, make_block, make_norm
 
 #: The names of params.yaml's ``model`` built as a UNet3D.
@@ -331,3 +332,40 @@ def test_2d_core_uses_2d_layers() -> None:
     kinds = {type(m) for m in model.modules()}
     assert {nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.Dropout2d} <= kinds
     assert not kinds & {nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.Dropout3d}
+
+
+@pytest.mark.parametrize(("block", "gate"), [("plain", "none"), ("residual", "none"), ("plain", "additive")])
+def test_channels_last_computes_the_same_network(block: str, gate: str) -> None:
+    """Channels-last 3D: weights and activations in that layout, the same outputs up to rounding (other
+    kernels), in training mode (deep supervision) and eval mode; switching back restores the contiguous
+    layout."""
+    torch.manual_seed(0)
+    model = UNet3D(4, 3, depth=3, base_width=4, max_width=16, block=block, gate=gate, deep_supervision=True)
+    x = torch.randn(2, 4, 24, 16, 32)
+    for training in (True, False):
+        model.train(training)
+        assert model.set_channels_last(False) is False
+        want = model(x)
+        assert model.set_channels_last(True) is True and model.channels_last
+        assert all(
+            p.is_contiguous(memory_format=torch.channels_last_3d) for p in model.parameters() if p.ndim == 5
+        )
+        got = model(x)
+        pairs = list(zip(got, want, strict=True)) if training else [(got, want)]
+        for a, b in pairs:
+            assert a.is_contiguous(memory_format=torch.channels_last_3d)
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    model.set_channels_last(False)
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_channels_last_only_where_supported() -> None:
+    """The 2D core has no channels-last 3D; the switch reports it off. CUDA keeps the contiguous layout."""
+    flat = UNet3D(4, 3, depth=3, base_width=4, max_width=16, spatial_dims=2)
+    assert not flat.supports_channels_last and flat.set_channels_last(True) is False
+    model = UNet3D(4, 3, depth=3, base_width=4, max_width=16)
+    assert not use_channels_last(model, True, torch.device("cuda")) and not model.channels_last
+    assert use_channels_last(model, True, torch.device("cpu")) and model.channels_last
+    assert not use_channels_last(nn.Conv3d(1, 1, 1), True, torch.device("cpu"))
+    with pytest.raises(ValueError, match="enabled must be a bool"):
+        model.set_channels_last(1)  # type: ignore[arg-type]

@@ -2,10 +2,12 @@
 ``train.nproc: 2`` starts torchrun): repeatable to the byte, within a measured tolerance of one process on
 the same global batch, resumable after a kill. The tiny profile's network and patches, on tiny cached cases.
 
-Tolerance, measured on this profile (AdamW, 12 steps; printed with ``-s``): the weights differ by ~1e-3
-relative (L2 over the network), by about lr at most in one element, the validation Dice by < 1e-3. The
-ranks sum the gradient in another order; Adam turns such rounding-level differences into lr-sized steps
-where a gradient is near zero. With SGD the same runs differ by ~1e-8.
+Tolerance, measured on this profile (AdamW, 12 steps; printed with ``-s``): the weights differ by 1.4e-2
+relative (L2 over the network; channels-last 3D, the default, on an Intel Xeon with AVX-512 and under the
+AVX2 proxy alike; 3.6e-3 channels-first), by about 4 lr at most in one element, the validation Dice by
+< 1e-3. The ranks sum the gradient in another order, and the convolution kernels of one sample differ from
+those of two; Adam turns such rounding-level differences into lr-sized steps where a gradient is near zero.
+The first step's gradients agree to 2e-5. With SGD the same runs differ by ~1e-8 (measured channels-first).
 """
 
 import json
@@ -143,7 +145,7 @@ def test_two_processes_match_one_process_of_the_same_global_batch(cohort, two):
     diff = torch.cat([(one[k] - both[k]).flatten() for k in one])
     relative = float(diff.norm() / torch.cat([one[k].flatten() for k in one]).norm())
     print(f"\n1 vs 2 processes: weights max abs {float(diff.abs().max()):.3g}, relative L2 {relative:.3g}")
-    assert 0 < relative < 2e-2
+    assert 0 < relative < 3e-2
     assert diff.abs().max() < 2e-2
     lowest = [k for k in one if k.startswith("heads.1.")]  # loss weight 0: no gradient in either run
     assert lowest and all(torch.equal(one[k], both[k]) for k in lowest)

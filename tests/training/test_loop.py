@@ -6,6 +6,7 @@ import torch
 from bratseg.config import deep_merge, parse_params
 from bratseg.labels import BRATS_2021
 from bratseg.models.checkpoint import load_checkpoint
+from bratseg.models.registry import build_model
 from bratseg.pipeline.train import make_validator
 from bratseg.training.curves import write_curves
 from bratseg.training.loop import train
@@ -105,3 +106,25 @@ def test_curves_are_written_without_timings(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     write_curves(history, tmp_path / "b")
     assert (tmp_path / "b" / "curves.png").read_bytes() == png.read_bytes()
+
+
+
+def test_channels_last_trains_a_close_network_and_checkpoints_load_either_way(
+    tmp_path, cached_cases, raw_params, schema
+):
+    """``train.channels_last`` changes the kernels, not the function: after the tiny run the two layouts'
+    weights agree to rounding drift, and a channels-last checkpoint loads into a channels-first network."""
+    weights = {}
+    for layout in (True, False):
+        params = tiny_params(raw_params, schema, train={"channels_last": layout})
+        run(params, cached_cases, tmp_path / str(layout))
+        weights[layout] = load_checkpoint(tmp_path / str(layout) / "last.pt")["model"]
+    convs = [k for k, v in weights[True].items() if v.ndim == 5]
+    assert convs and all(weights[True][k].is_contiguous(memory_format=torch.channels_last_3d) for k in convs)
+    assert all(weights[False][k].is_contiguous() for k in convs)
+    diff = torch.cat([(weights[True][k] - weights[False][k]).flatten() for k in weights[False]])
+    norm = torch.cat([v.flatten() for v in weights[False].values()]).norm()
+    assert 0 < float(diff.norm() / norm) < 2e-2
+    model = build_model("unet", 4, 3, params.net)
+    model.load_state_dict(weights[True])
+    assert all(p.is_contiguous() for p in model.parameters())
