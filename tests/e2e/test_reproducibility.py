@@ -68,6 +68,7 @@ def run_variant(tmp: Path, name: str, extra: dict[str, str]) -> Path:
     out = tmp / name
     env = {k: v for k, v in os.environ.items() if k not in AVX2}
     env.update(extra)
+    env["BRATSEG_CACHE_DIR"] = ""  # each variant derives the templates itself (no per-user cache)
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", SCRIPT, str(out), str(root)], env=env, check=True, timeout=900)
     return out

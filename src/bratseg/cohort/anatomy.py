@@ -18,6 +18,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from bratseg.cohort.fields import F32, power32
+from bratseg.cohort.template_cache import cache_dir, cached
 
 F64 = npt.NDArray[np.float64]
 TEMPLATE_NAME = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
@@ -69,7 +70,16 @@ def _read(name: str) -> tuple[F32, F64]:
 
 @functools.lru_cache(maxsize=1)
 def load_templates() -> Templates:
-    """Read the templates once per process (cached) and derive texture and tumour-centre candidates."""
+    """The derived templates, once per process, from the per-user cache when it holds them for these template
+    files and this code (:mod:`bratseg.cohort.template_cache`), else derived (:func:`derive_templates`)."""
+    sources = [template_dir() / TEMPLATE_NAME.format(name) for name in ("t1", "gm", "wm")]
+    if not all(path.exists() for path in sources):
+        return derive_templates()  # its error names the missing file
+    return cached(derive_templates, Templates, [*sources, Path(__file__)], cache_dir())
+
+
+def derive_templates() -> Templates:
+    """Read the templates and derive texture and tumour-centre candidates."""
     t1, affine = _read("t1")
     gm, _ = _read("gm")
     wm, _ = _read("wm")
