@@ -76,6 +76,15 @@ def test_folder_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.delenv("BRATSEG_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "bratseg"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "bratseg"
+
+    def homeless() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", homeless)
+    assert cache_dir() is None
 
 
 def test_cached_templates_equal_the_derived_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

@@ -31,11 +31,17 @@ T = TypeVar("T")
 
 
 def cache_dir() -> Path | None:
-    """The cache folder (module docstring), or ``None`` when ``BRATSEG_CACHE_DIR`` is set empty."""
+    """The cache folder (module docstring), or ``None`` when ``BRATSEG_CACHE_DIR`` is set empty or there is
+    no home directory to put it in."""
     explicit = os.environ.get("BRATSEG_CACHE_DIR")
     if explicit is not None:
         return Path(explicit) if explicit else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory (an account without one): no cache
+            return None
     return Path(base) / "bratseg"
 
 
