@@ -74,12 +74,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for _ in range(3):  # alternated: deriving the templates, reading them from the per-user cache
             c0 = time.process_time()
-            value = derive_templates()
+            derive_templates()
             derived.append(time.process_time() - c0)
             c0 = time.process_time()
             cached(derive_templates, Templates, [ROOT / "params.yaml"], Path(cache))
             read.append(time.process_time() - c0)
-    del value
     print(f"templates, once per process: derived {statistics.median(derived):.2f} s CPU, read from the "
           f"per-user cache {statistics.median(read):.2f} s CPU (first read: the derivation and the write "
           f"{read[0]:.2f} s): {statistics.median(derived) / statistics.median(read):.1f}x")

@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import TypeVar
 
 import numpy as np
 import scipy
+
+from bratseg.io import atomic_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,15 +66,8 @@ def _read(path: Path, kind: type[T]) -> T:
 
 def _write(path: Path, value: object) -> None:
     """Store the arrays of the dataclass ``value`` at ``path`` (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **{f.name: getattr(value, f.name) for f in dataclasses.fields(value)})  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **{f.name: getattr(value, f.name) for f in dataclasses.fields(value)})  # type: ignore[arg-type]
 
 
 def cached(compute: Callable[[], T], kind: type[T], sources: Sequence[Path], directory: Path | None) -> T:

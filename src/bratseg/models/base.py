@@ -116,4 +116,3 @@ def use_channels_last(model: nn.Module, enabled: bool, device: torch.device) -> 
     if not isinstance(model, SegmentationNet):
         return False
     return model.set_channels_last(enabled and device.type == "cpu")
-

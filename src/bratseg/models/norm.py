@@ -85,7 +85,3 @@ class InstanceNorm3d(nn.InstanceNorm3d):
         out: Tensor = _PerSampleBatchNorm.apply(input, self.weight, self.bias, self.eps)
         return out
 
-
-def to_channels_last(x: Tensor) -> Tensor:
-    """``x`` in channels-last 3D layout (5-D tensors), unchanged otherwise."""
-    return x.contiguous(memory_format=CHANNELS_LAST) if x.ndim == 5 else x
