@@ -88,8 +88,11 @@ HELDOUT: dict[str, Any] = {
     "bias_field": 0.4,
     "noise": 0.05,
 }
-#: Post-processing settings compared with ``--sweep``: (min_component_voxels, et_min_voxels).
-SWEEP = [(0, 0), (25, 0), (100, 0), (200, 0), (400, 0), (0, 50), (100, 50), (200, 50), (400, 50)]
+#: Post-processing settings compared with ``--sweep``: (min_component_voxels, et_min_voxels, min_core_voxels).
+SWEEP = [
+    (0, 0, 0), (25, 0, 0), (100, 0, 0), (200, 0, 0), (400, 0, 0), (0, 50, 0), (100, 50, 0), (200, 50, 0),
+    (400, 50, 0), (100, 50, 1), (100, 50, 10), (100, 50, 50), (0, 50, 10), (200, 50, 10),
+]
 STRUCTURE = ndimage.generate_binary_structure(3, 3)
 
 
@@ -107,7 +110,9 @@ def post_variants(
     ``--params`` settings at each of ``thresholds``."""
     out = [params]
     grid = SWEEP if sweep else []
-    candidates = [replace(params, min_component_voxels=c, et_min_voxels=e) for c, e in grid]
+    candidates = [
+        replace(params, min_component_voxels=c, et_min_voxels=e, min_core_voxels=k) for c, e, k in grid
+    ]
     candidates += [replace(params, threshold=t) for t in thresholds or []]
     for variant in candidates:
         if variant not in out:
@@ -116,7 +121,10 @@ def post_variants(
 
 
 def tag(post: PostprocessParams) -> str:
-    return f"thr {post.threshold:g} mcv {post.min_component_voxels} et {post.et_min_voxels}"
+    return (
+        f"thr {post.threshold:g} mcv {post.min_component_voxels} et {post.et_min_voxels} "
+        f"core {post.min_core_voxels}"
+    )
 
 
 def score(pred: Classes, ref: Classes, spacing: tuple[float, ...]) -> dict[str, Any]:

@@ -247,6 +247,7 @@ class InferenceParams(Section):
 class PostprocessParams(Section):
     threshold: float
     min_component_voxels: int
+    min_core_voxels: int  # whole-tumour components with fewer tumour-core voxels are removed (0: off)
     # fixed choices, used as given when select is false (the crossval stage chooses them when it is true)
     largest_component: tuple[str, ...]  # regions of which only the largest connected component is kept
     et_min_voxels: int

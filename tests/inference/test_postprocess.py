@@ -25,6 +25,7 @@ def _params(min_component_voxels: int = 0, et_min_voxels: int = 0) -> Postproces
     return PostprocessParams(
         threshold=0.5,
         min_component_voxels=min_component_voxels,
+        min_core_voxels=0,
         largest_component=(),
         et_min_voxels=et_min_voxels,
         select=False,
@@ -207,7 +208,12 @@ def test_postprocess_both_disabled_is_identity() -> None:
     out, provenance = postprocess(classes, _params())
     np.testing.assert_array_equal(out, classes)
     assert out is not classes
-    assert provenance == {"components_removed": 0, "largest_component_removed": 0, "et_relabelled": False}
+    assert provenance == {
+        "components_removed": 0,
+        "coreless_removed": 0,
+        "largest_component_removed": 0,
+        "et_relabelled": False,
+    }
 
 
 def test_postprocess_applies_both_in_order() -> None:
@@ -215,7 +221,12 @@ def test_postprocess_applies_both_in_order() -> None:
     before = classes.copy()
     # removing the isolated enhancing voxel first leaves 8 enhancing voxels, below 9 -> relabelled
     out, provenance = postprocess(classes, _params(min_component_voxels=5, et_min_voxels=9))
-    assert provenance == {"components_removed": 1, "largest_component_removed": 0, "et_relabelled": True}
+    assert provenance == {
+        "components_removed": 1,
+        "coreless_removed": 0,
+        "largest_component_removed": 0,
+        "et_relabelled": True,
+    }
     assert not (out == ENHANCING).any()
     assert out[12, 2, 2] == BACKGROUND
     assert (out[4:6, 4:6, 4:6] == NECROSIS).all()
@@ -224,7 +235,12 @@ def test_postprocess_applies_both_in_order() -> None:
 
     out, provenance = postprocess(classes, _params(min_component_voxels=0, et_min_voxels=9))
     # 9 enhancing voxels remain
-    assert provenance == {"components_removed": 0, "largest_component_removed": 0, "et_relabelled": False}
+    assert provenance == {
+        "components_removed": 0,
+        "coreless_removed": 0,
+        "largest_component_removed": 0,
+        "et_relabelled": False,
+    }
     np.testing.assert_array_equal(out, classes)
 
 
@@ -295,7 +311,12 @@ def test_postprocess_with_a_plan_keeps_the_largest_component_before_the_relabel(
     plan = PostprocessPlan(threshold=0.5, largest_component=("WT",), et_min_voxels=9)
     out, provenance = postprocess(classes, plan)
     # the 8 enhancing voxels left after the small tumour went are below 9: relabelled as necrosis
-    assert provenance == {"components_removed": 0, "largest_component_removed": 1, "et_relabelled": True}
+    assert provenance == {
+        "components_removed": 0,
+        "coreless_removed": 0,
+        "largest_component_removed": 1,
+        "et_relabelled": True,
+    }
     assert not (out == ENHANCING).any() and not out[9:12, 8:11, 5:8].any()
     # a params section is taken as the plan it fixes
     params = dataclasses.replace(_params(), largest_component=("WT",))
@@ -310,3 +331,11 @@ def test_plan_round_trips_and_rejects_unknown_keys() -> None:
     assert "largest component only: WT, ET" in plan.describe() and "ET below 50" in plan.describe()
     with pytest.raises(ValueError, match="keys"):
         PostprocessPlan.from_dict({**plan.to_dict(), "extra": 1})
+    with pytest.raises(ValueError, match="keys"):
+        PostprocessPlan.from_dict({k: v for k, v in plan.to_dict().items() if k != "threshold"})
+    # a plan written before min_core_voxels existed reads as 0; a new one keeps it
+    old = {k: v for k, v in plan.to_dict().items() if k != "min_core_voxels"}
+    assert PostprocessPlan.from_dict(old) == plan
+    cored = PostprocessPlan(0.4, 3, ("WT",), 50, 10)
+    assert PostprocessPlan.from_dict(cored.to_dict()) == cored
+    assert "under 10 core voxels removed" in cored.describe()

@@ -57,7 +57,7 @@ def entries(tmp_path: Path) -> list[OutOfFold]:
 def params(raw_params, schema, **post):
     """The repository params with ``postprocess`` overridden (threshold 0.5 and no component size filter
     unless given: the plans below do not follow the repository's defaults)."""
-    post = {"threshold": 0.5, "min_component_voxels": 0, **post}
+    post = {"threshold": 0.5, "min_component_voxels": 0, "min_core_voxels": 0, **post}
     return parse_params(deep_merge(raw_params, {"postprocess": post}), schema)
 
 
@@ -70,6 +70,9 @@ def test_selection_keeps_the_largest_whole_tumour_and_the_smallest_helpful_et_th
     # ET below 5 voxels -> necrosis fixes C (4 voxels), 25 would also relabel A's and B's real 8-voxel ET
     assert plan == PostprocessPlan(0.5, 0, ("WT",), 5)
     assert selection is not None
+    # the coreless-component filter is a fixed part: a selected plan carries the params' value
+    cored = params(raw_params, schema, select=True, et_min_voxels_candidates=[25, 5], min_core_voxels=1)
+    assert choose_plan(entries(tmp_path), cored, BRATS_2021)[0].min_core_voxels == 1
     assert [s.get("adopted") for s in selection.steps[:3]] == [True, False, False]
     assert selection.before["ET"] == pytest.approx(2 / 3) and selection.after["ET"] == 1.0
     assert selection.after["mean"] == 1.0 and selection.before["mean"] < 1.0

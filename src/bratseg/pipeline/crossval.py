@@ -88,9 +88,9 @@ def out_of_fold_cases(
 
 
 def plan_of(post: PostprocessParams, choice: Choice) -> PostprocessPlan:
-    """The plan of a choice, with the fixed parts (threshold, small components) of ``post``."""
+    """The plan of a choice, with the fixed parts (threshold, small and coreless components) of ``post``."""
     largest, et = choice.largest_component, choice.et_min_voxels
-    return PostprocessPlan(post.threshold, post.min_component_voxels, largest, et)
+    return PostprocessPlan(post.threshold, post.min_component_voxels, largest, et, post.min_core_voxels)
 
 
 def region_dice(classes: npt.ArrayLike, ref: npt.ArrayLike, labels: LabelSet, empty: str) -> list[float]:
@@ -151,7 +151,9 @@ def score_out_of_fold(
 ) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
     """Every case scored on its native grid with ``plan`` (one row each, ``fold`` first after ``case_id``),
     and the Dice ``(n_cases, n_regions)`` of the same predictions without the selectable steps."""
-    baseline = PostprocessPlan(plan.threshold, plan.min_component_voxels)
+    baseline = PostprocessPlan(
+        plan.threshold, plan.min_component_voxels, min_core_voxels=plan.min_core_voxels
+    )
     rows, before = [], []
     for entry in entries:
         raw, props = load_classes(entry.prediction), entry.case.properties
