@@ -240,8 +240,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_bytes(cohort, two):
     workers: list[psutil.Process] = []
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and launcher.poll() is None:
-        if len(workers) < 2:  # the workers start one after the other
-            workers = psutil.Process(launcher.pid).children(recursive=True)
+        if len(workers) < 2:  # the workers start one after the other; their own data-loading processes
+            workers = psutil.Process(launcher.pid).children()  # (train.num_workers) are not counted
         if last.exists() and torch.load(last, weights_only=True)["epoch"] >= 1:
             break  # as early as possible: the workers notice the launcher's end within half a second
             # (distributed.exit_with_parent), and on a loaded machine they may finish an epoch or two before
