@@ -36,6 +36,18 @@ def _components(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], int
     return components, int(n_components)
 
 
+def _clear(
+    out: npt.NDArray[np.integer], components: npt.NDArray[np.int32], drop: npt.NDArray[np.bool_]
+) -> int:
+    """Set the components flagged in ``drop`` (indexed by label; the background label 0 never) to background
+    in ``out``, in place; the number of components cleared."""
+    drop[0] = False
+    n_drop = int(drop.sum())
+    if n_drop:
+        out[drop[components]] = BACKGROUND
+    return n_drop
+
+
 def remove_small_components(
     classes: npt.NDArray[np.integer], min_voxels: int
 ) -> tuple[npt.NDArray[np.integer], int]:
@@ -58,12 +70,7 @@ def remove_small_components(
         return out, 0
     components, n_components = _components(out > BACKGROUND)
     sizes = np.bincount(components.ravel(), minlength=n_components + 1)
-    small = sizes < min_voxels
-    small[0] = False
-    n_small = int(small.sum())
-    if n_small:
-        out[small[components]] = BACKGROUND
-    return out, n_small
+    return out, _clear(out, components, sizes < min_voxels)
 
 
 def remove_coreless_components(
@@ -101,12 +108,7 @@ def remove_coreless_components(
     components, n_components = _components(whole)
     core = np.isin(out, np.asarray(labels.region("TC").classes))
     core_sizes = np.bincount(components[core], minlength=n_components + 1)
-    coreless = core_sizes < min_core_voxels
-    coreless[0] = False
-    n_coreless = int(coreless.sum())
-    if n_coreless:
-        out[coreless[components]] = BACKGROUND
-    return out, n_coreless
+    return out, _clear(out, components, core_sizes < min_core_voxels)
 
 
 def largest_component_fill(labels: LabelSet, region: str) -> int:

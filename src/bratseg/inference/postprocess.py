@@ -66,9 +66,13 @@ class PostprocessPlan:
     @classmethod
     def from_params(cls, params: PostprocessParams) -> PostprocessPlan:
         """The plan that ``params`` fixes (its ``largest_component`` and ``et_min_voxels`` as given)."""
-        largest = tuple(params.largest_component)
-        fixed = (params.threshold, params.min_component_voxels)
-        return cls(*fixed, largest, params.et_min_voxels, params.min_core_voxels)
+        return cls(
+            threshold=params.threshold,
+            min_component_voxels=params.min_component_voxels,
+            largest_component=tuple(params.largest_component),
+            et_min_voxels=params.et_min_voxels,
+            min_core_voxels=params.min_core_voxels,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PostprocessPlan:
@@ -77,9 +81,9 @@ class PostprocessPlan:
         Raises:
             ValueError: on a missing or unknown key, naming it.
         """
-        keys = {"threshold", "min_component_voxels", "largest_component", "et_min_voxels"}
-        keys.add("min_core_voxels")
-        if set(data) | {"min_core_voxels"} != keys:
+        required = {"threshold", "min_component_voxels", "largest_component", "et_min_voxels"}
+        keys = required | {"min_core_voxels"}
+        if not required <= set(data) <= keys:
             raise ValueError(f"plan: keys {sorted(data)} are not {sorted(keys)}")
         return cls(
             float(data["threshold"]),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +89,8 @@ def out_of_fold_cases(
 
 def plan_of(post: PostprocessParams, choice: Choice) -> PostprocessPlan:
     """The plan of a choice, with the fixed parts (threshold, small and coreless components) of ``post``."""
-    largest, et = choice.largest_component, choice.et_min_voxels
-    return PostprocessPlan(post.threshold, post.min_component_voxels, largest, et, post.min_core_voxels)
+    fixed = PostprocessPlan.from_params(post)
+    return replace(fixed, largest_component=choice.largest_component, et_min_voxels=choice.et_min_voxels)
 
 
 def region_dice(classes: npt.ArrayLike, ref: npt.ArrayLike, labels: LabelSet, empty: str) -> list[float]:
@@ -151,9 +151,7 @@ def score_out_of_fold(
 ) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
     """Every case scored on its native grid with ``plan`` (one row each, ``fold`` first after ``case_id``),
     and the Dice ``(n_cases, n_regions)`` of the same predictions without the selectable steps."""
-    baseline = PostprocessPlan(
-        plan.threshold, plan.min_component_voxels, min_core_voxels=plan.min_core_voxels
-    )
+    baseline = replace(plan, largest_component=(), et_min_voxels=0)
     rows, before = [], []
     for entry in entries:
         raw, props = load_classes(entry.prediction), entry.case.properties
