@@ -18,15 +18,21 @@ from bratseg.inference.sliding_window import (
 
 
 def _voxelwise(x: torch.Tensor) -> torch.Tensor:
-    """A translation-equivariant predictor: per-voxel functions of the input, 3 outputs."""
+    """A translation-equivariant predictor: per-voxel functions of the input, 3 outputs.
+
+    Computed in float64 and rounded to float32, so a voxel's value does not depend on the size or layout of
+    the batch it came in: float32 transcendental kernels may differ by ~1e-4 between code paths on some CPUs
+    (seen in CI), which is no stitching error and would hide one below a looser tolerance.
+    """
+    d = x.double()
     return torch.cat(
         [
-            torch.sigmoid(2.0 * x[:, :1] - 0.3),
-            torch.sigmoid(x[:, :1] * x[:, 1:2]),
-            torch.tanh(x[:, 1:2]) ** 2,
+            torch.sigmoid(2.0 * d[:, :1] - 0.3),
+            torch.sigmoid(d[:, :1] * d[:, 1:2]),
+            torch.tanh(d[:, 1:2]) ** 2,
         ],
         dim=1,
-    )
+    ).float()
 
 
 def _image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
