@@ -91,7 +91,8 @@ HELDOUT: dict[str, Any] = {
 #: Post-processing settings compared with ``--sweep``: (min_component_voxels, et_min_voxels, min_core_voxels).
 SWEEP = [
     (0, 0, 0), (25, 0, 0), (100, 0, 0), (200, 0, 0), (400, 0, 0), (0, 50, 0), (100, 50, 0), (200, 50, 0),
-    (400, 50, 0), (100, 50, 1), (100, 50, 10), (100, 50, 50), (0, 50, 10), (200, 50, 10),
+    (400, 50, 0), (100, 50, 1), (100, 50, 10), (100, 50, 50), (0, 50, 10), (200, 50, 10), (100, 100, 10),
+    (100, 150, 10), (100, 200, 10),
 ]
 STRUCTURE = ndimage.generate_binary_structure(3, 3)
 
