@@ -44,7 +44,7 @@ from bratseg.cohort.generate import generate_case, write_case
 from bratseg.config import CohortParams, InferenceParams, PostprocessParams, PreprocessParams
 from bratseg.evaluation.figures import case_figure
 from bratseg.evaluation.metrics import dice
-from bratseg.inference.postprocess import postprocess, probabilities_to_classes
+from bratseg.inference.postprocess import classes_from_probabilities, postprocess
 from bratseg.inference.predict import TrainedModel, restore_original
 from bratseg.labels import label_set
 from bratseg.layouts import MODALITIES, CaseFiles, case_files, discover_cases
@@ -88,11 +88,33 @@ HELDOUT: dict[str, Any] = {
     "bias_field": 0.4,
     "noise": 0.05,
 }
-#: Post-processing settings compared with ``--sweep``: (min_component_voxels, et_min_voxels, min_core_voxels).
+#: Post-processing settings compared with ``--sweep``: (min_component_voxels, et_min_voxels, min_core_voxels,
+#: et_min_mean_probability).
 SWEEP = [
-    (0, 0, 0), (25, 0, 0), (100, 0, 0), (200, 0, 0), (400, 0, 0), (0, 50, 0), (100, 50, 0), (200, 50, 0),
-    (400, 50, 0), (100, 50, 1), (100, 50, 10), (100, 50, 50), (0, 50, 10), (200, 50, 10), (100, 100, 10),
-    (100, 150, 10), (100, 200, 10),
+    (0, 0, 0, 0.0),
+    (25, 0, 0, 0.0),
+    (100, 0, 0, 0.0),
+    (200, 0, 0, 0.0),
+    (400, 0, 0, 0.0),
+    (0, 50, 0, 0.0),
+    (100, 50, 0, 0.0),
+    (200, 50, 0, 0.0),
+    (400, 50, 0, 0.0),
+    (100, 50, 1, 0.0),
+    (100, 50, 10, 0.0),
+    (100, 50, 50, 0.0),
+    (0, 50, 10, 0.0),
+    (200, 50, 10, 0.0),
+    (100, 100, 10, 0.0),
+    (100, 150, 10, 0.0),
+    (100, 200, 10, 0.0),
+    (100, 50, 10, 0.5),
+    (100, 50, 10, 0.6),
+    (100, 50, 10, 0.65),
+    (100, 50, 10, 0.7),
+    (100, 50, 10, 0.75),
+    (100, 0, 10, 0.65),
+    (100, 0, 10, 0.7),
 ]
 STRUCTURE = ndimage.generate_binary_structure(3, 3)
 
@@ -112,7 +134,8 @@ def post_variants(
     out = [params]
     grid = SWEEP if sweep else []
     candidates = [
-        replace(params, min_component_voxels=c, et_min_voxels=e, min_core_voxels=k) for c, e, k in grid
+        replace(params, min_component_voxels=c, et_min_voxels=e, min_core_voxels=k, et_min_mean_probability=q)
+        for c, e, k, q in grid
     ]
     candidates += [replace(params, threshold=t) for t in thresholds or []]
     for variant in candidates:
@@ -124,7 +147,7 @@ def post_variants(
 def tag(post: PostprocessParams) -> str:
     return (
         f"thr {post.threshold:g} mcv {post.min_component_voxels} et {post.et_min_voxels} "
-        f"core {post.min_core_voxels}"
+        f"core {post.min_core_voxels} etp {post.et_min_mean_probability:g}"
     )
 
 
@@ -181,9 +204,7 @@ class Segmenter:
     ) -> list[Classes]:
         out = []
         for post in posts:
-            raw = probabilities_to_classes(
-                probs, self.model.meta["target"], post.threshold, self.model.labels
-            )
+            raw, _ = classes_from_probabilities(probs, self.model.meta["target"], post, self.model.labels)
             classes, _ = postprocess(raw, post)
             out.append(restore_original(classes.astype(np.uint8), properties)[0])
         return out

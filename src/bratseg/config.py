@@ -246,6 +246,7 @@ class InferenceParams(Section):
 @dataclass(frozen=True)
 class PostprocessParams(Section):
     threshold: float
+    et_min_mean_probability: float  # ET components of a lower mean ET probability become NETC (0: off)
     min_component_voxels: int
     min_core_voxels: int  # whole-tumour components with fewer tumour-core voxels are removed (0: off)
     # fixed choices, used as given when select is false (the crossval stage chooses them when it is true)

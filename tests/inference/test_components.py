@@ -1,4 +1,5 @@
-"""Connected-component steps of the post-processing: components without a tumour core."""
+"""Connected-component steps of the post-processing: components without a tumour core, unconfident
+enhancing components."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bratseg.inference.components import check_classes, check_min_voxels, remove_coreless_components
+from bratseg.inference.components import (
+    check_classes,
+    check_min_voxels,
+    relabel_unconfident_enhancing,
+    remove_coreless_components,
+)
 from bratseg.labels import BACKGROUND, BRATS_2021, EDEMA, ENHANCING, NECROSIS, label_set
 
 
@@ -94,3 +100,38 @@ def test_checks() -> None:
     check_min_voxels("x", 0)
     with pytest.raises(ValueError, match="x must be >= 0, got -2"):
         check_min_voxels("x", -2)
+
+
+def test_unconfident_enhancing_components_are_relabelled_by_mean_probability() -> None:
+    classes = _tumours()
+    classes[1:3, 1:3, 1] = ENHANCING  # 4 voxels in the first tumour, besides the 1-voxel focus of the second
+    prob = np.zeros(classes.shape, dtype=np.float32)
+    prob[1:3, 1:3, 1] = [[0.875, 0.5], [0.5, 0.5]]  # mean 0.59375 although one voxel is at 0.875
+    prob[11, 9, 6] = 0.7
+    before = classes.copy()
+    out, n = relabel_unconfident_enhancing(classes, prob, 0.65)
+    assert n == 1 and (out[1:3, 1:3, 1] == NECROSIS).all() and out[11, 9, 6] == ENHANCING
+    changed = out != classes
+    np.testing.assert_array_equal(
+        changed, np.isin(np.indices(classes.shape)[0], [1, 2]) & (before == ENHANCING)
+    )
+    np.testing.assert_array_equal(classes, before)
+    assert out.dtype == classes.dtype
+    assert relabel_unconfident_enhancing(classes, prob, 0.75)[1] == 2
+    assert relabel_unconfident_enhancing(classes, prob, 0.59375)[1] == 0  # the mean must be below the cut
+    off, n_off = relabel_unconfident_enhancing(classes, prob, 0.0)
+    assert n_off == 0 and off is not classes
+    np.testing.assert_array_equal(off, classes)
+
+
+@pytest.mark.parametrize(
+    ("min_mean", "shape", "message"),
+    [(-0.1, None, "min_mean"), (1.5, None, "min_mean"), (0.5, (3, 3, 3), "shape")],
+)
+def test_unconfident_enhancing_rejects_bad_arguments(
+    min_mean: float, shape: tuple[int, ...] | None, message: str
+) -> None:
+    classes = _tumours()
+    prob = np.zeros(shape or classes.shape)
+    with pytest.raises(ValueError, match=message):
+        relabel_unconfident_enhancing(classes, prob, min_mean)

@@ -10,6 +10,8 @@ import pytest
 from bratseg.config import PostprocessParams
 from bratseg.inference.postprocess import (
     PostprocessPlan,
+    classes_from_probabilities,
+    enhancing_probability,
     keep_largest_component,
     keep_largest_components,
     largest_component_fill,
@@ -24,6 +26,7 @@ from bratseg.labels import BACKGROUND, BRATS_2021, EDEMA, ENHANCING, NECROSIS, l
 def _params(min_component_voxels: int = 0, et_min_voxels: int = 0) -> PostprocessParams:
     return PostprocessParams(
         threshold=0.5,
+        et_min_mean_probability=0.0,
         min_component_voxels=min_component_voxels,
         min_core_voxels=0,
         largest_component=(),
@@ -339,3 +342,58 @@ def test_plan_round_trips_and_rejects_unknown_keys() -> None:
     cored = PostprocessPlan(0.4, 3, ("WT",), 50, 10)
     assert PostprocessPlan.from_dict(cored.to_dict()) == cored
     assert "under 10 core voxels removed" in cored.describe()
+    # likewise et_min_mean_probability
+    confident = PostprocessPlan(0.4, 3, ("WT",), 50, 10, 0.65)
+    assert PostprocessPlan.from_dict(confident.to_dict()) == confident
+    old = {k: v for k, v in confident.to_dict().items() if k != "et_min_mean_probability"}
+    assert PostprocessPlan.from_dict(old) == cored
+    assert "mean probability below 0.65 relabelled NETC" in confident.describe()
+    assert PostprocessPlan.from_params(dataclasses.replace(_params(), et_min_mean_probability=0.6)) == (
+        PostprocessPlan(0.5, et_min_mean_probability=0.6)
+    )
+
+
+# --- the ET confidence on the network output ----------------------------------------------------------------
+
+
+def _two_enhancing_foci(target: str) -> np.ndarray:
+    """(C, 9, 7, 5) outputs with two enhancing foci inside a tumour core: a confident one at x 1..2 (ET
+    probability 0.875) and an unconfident one at x 6..7 (0.5625 and 0.625: above the threshold, mean
+    0.59375)."""
+    et = np.zeros((9, 7, 5), dtype=np.float32)
+    et[1:3, 2:4, 2] = 0.875
+    et[6, 2:4, 2], et[7, 2:4, 2] = 0.5625, 0.625
+    core = np.zeros_like(et)
+    core[0:9, 1:5, 1:4] = 0.95
+    if target == "regions":
+        return np.stack([core, core, et])
+    # softmax-like: background, NETC, SNFH, ET
+    netc = np.where(et > 0, 1.0 - et, core) * (core > 0)
+    background = 1.0 - np.maximum(core, et)
+    return np.stack([background, netc, np.zeros_like(et), et])
+
+
+@pytest.mark.parametrize("target", ["regions", "classes"])
+def test_unconfident_enhancing_component_becomes_necrosis(target: str) -> None:
+    probs = _two_enhancing_foci(target)
+    np.testing.assert_array_equal(enhancing_probability(probs, target), probs[-1])
+    plain, n_plain = classes_from_probabilities(probs, target, PostprocessPlan(0.5))
+    assert (
+        n_plain == 0 and (plain[1:3, 2:4, 2] == ENHANCING).all() and (plain[6:8, 2:4, 2] == ENHANCING).all()
+    )
+    for cut, relabelled in ((0.5, 0), (0.59375, 0), (0.6, 1), (0.875, 1), (0.9, 2)):
+        out, n = classes_from_probabilities(probs, target, PostprocessPlan(0.5, et_min_mean_probability=cut))
+        assert n == relabelled, cut
+        assert (out[6:8, 2:4, 2] == (NECROSIS if relabelled else ENHANCING)).all()
+        assert (out[1:3, 2:4, 2] == (NECROSIS if relabelled == 2 else ENHANCING)).all()
+        # nothing but the relabelled enhancing voxels changes: the tumour core keeps its extent
+        np.testing.assert_array_equal(out != plain, (plain == ENHANCING) & (out == NECROSIS))
+
+
+def test_enhancing_probability_needs_an_et_channel() -> None:
+    with pytest.raises(ValueError, match="must have shape"):
+        enhancing_probability(np.zeros((2, 3, 3, 3)), "regions")
+    with pytest.raises(ValueError, match="must have shape"):
+        classes_from_probabilities(
+            np.zeros((2, 3, 3, 3)), "classes", PostprocessPlan(0.5, et_min_mean_probability=0.5)
+        )

@@ -62,10 +62,11 @@ def test_trained_model_loads_and_segments(tmp_path):
     loaded = TrainedModel.load(tmp_path / "best.pt")
     assert not loaded.network.training
     image = np.random.default_rng(0).normal(size=(4, 9, 10, 11)).astype(np.float16)
-    post = PostprocessParams(0.5, 0, 0, (), 0, False, (0,))
+    post = PostprocessParams(0.5, 0.0, 0, 0, (), 0, False, (0,))
     classes, info = loaded.segment(image, InferenceParams(0.5, 0.125, False, 2, True), post)
     assert classes.shape == (9, 10, 11) and classes.dtype == np.uint8
     assert set(info) == {
+        "et_unconfident_relabelled",
         "components_removed",
         "coreless_removed",
         "largest_component_removed",

@@ -57,7 +57,13 @@ def entries(tmp_path: Path) -> list[OutOfFold]:
 def params(raw_params, schema, **post):
     """The repository params with ``postprocess`` overridden (threshold 0.5 and no component size filter
     unless given: the plans below do not follow the repository's defaults)."""
-    post = {"threshold": 0.5, "min_component_voxels": 0, "min_core_voxels": 0, **post}
+    post = {
+        "threshold": 0.5,
+        "et_min_mean_probability": 0.0,
+        "min_component_voxels": 0,
+        "min_core_voxels": 0,
+        **post,
+    }
     return parse_params(deep_merge(raw_params, {"postprocess": post}), schema)
 
 

@@ -20,7 +20,7 @@ from bratseg.pipeline.postprocessing import (
     write_plan,
 )
 
-PARAMS = PostprocessParams(0.5, 0, 0, (), 0, True, (0, 10))
+PARAMS = PostprocessParams(0.5, 0.0, 0, 0, (), 0, True, (0, 10))
 PLAN = PostprocessPlan(0.5, 0, ("WT",), 50)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from bratseg.labels import BACKGROUND, BRATS_2021, LabelSet
+from bratseg.labels import BACKGROUND, BRATS_2021, ENHANCING, NECROSIS, LabelSet
 
 
 def check_classes(classes: npt.NDArray[np.integer]) -> npt.NDArray[np.integer]:
@@ -109,6 +109,48 @@ def remove_coreless_components(
     core = np.isin(out, np.asarray(labels.region("TC").classes))
     core_sizes = np.bincount(components[core], minlength=n_components + 1)
     return out, _clear(out, components, core_sizes < min_core_voxels)
+
+
+def relabel_unconfident_enhancing(
+    classes: npt.NDArray[np.integer], et_probability: npt.NDArray[np.floating], min_mean: float
+) -> tuple[npt.NDArray[np.integer], int]:
+    """Relabel as necrosis each enhancing-tumour component whose mean ET probability is below ``min_mean``.
+
+    A true enhancing rim is confidently enhancing throughout (mean ET probability 0.76-0.90 on the embedded
+    and the held-out synthetic cohorts); the spurious foci a network puts into a non-enhancing core are not
+    (0.32-0.59), whatever their size, so they stay in the tumour core as necrosis instead of costing the case
+    its whole ET Dice (benchmarks/bench_transfer.py --sweep).
+
+    Args:
+        classes: ``(X, Y, Z)`` integer classes 0..3 (any number of axes).
+        et_probability: the network's ET probability, the shape of ``classes``.
+        min_mean: components of a lower mean probability are relabelled; 0 disables.
+
+    Returns:
+        A new class volume (same shape and dtype) and the number of components relabelled.
+
+    Raises:
+        ValueError: ``min_mean`` outside ``[0, 1]`` or ``et_probability`` of another shape.
+    """
+    classes = check_classes(classes)
+    if not 0.0 <= min_mean <= 1.0:
+        raise ValueError(f"min_mean must lie in [0, 1], got {min_mean}")
+    et_probability = np.asarray(et_probability)
+    if et_probability.shape != classes.shape:
+        raise ValueError(f"et_probability has shape {et_probability.shape}, classes {classes.shape}")
+    out = classes.copy()
+    enhancing = out == ENHANCING
+    if min_mean == 0.0 or not enhancing.any():
+        return out, 0
+    components, n_components = _components(enhancing)
+    sizes = np.bincount(components.ravel(), minlength=n_components + 1)
+    sums = np.bincount(
+        components.ravel(), weights=et_probability.ravel().astype(np.float64), minlength=n_components + 1
+    )
+    low = np.zeros(n_components + 1, dtype=bool)
+    low[1:] = sums[1:] < min_mean * sizes[1:]
+    out[low[components]] = NECROSIS
+    return out, int(low.sum())
 
 
 def largest_component_fill(labels: LabelSet, region: str) -> int:

@@ -25,6 +25,7 @@ from bratseg.inference.components import (
     keep_largest_component,
     keep_largest_components,
     largest_component_fill,
+    relabel_unconfident_enhancing,
     remove_coreless_components,
     remove_small_components,
 )
@@ -33,12 +34,15 @@ from bratseg.labels import BACKGROUND, BRATS_2021, ENHANCING, NECROSIS, LabelSet
 __all__ = [
     "PostprocessPlan",
     "as_plan",
+    "classes_from_probabilities",
+    "enhancing_probability",
     "keep_largest_component",
     "keep_largest_components",
     "largest_component_fill",
     "postprocess",
     "probabilities_to_classes",
     "relabel_small_enhancing",
+    "relabel_unconfident_enhancing",
     "remove_coreless_components",
     "remove_small_components",
 ]
@@ -50,6 +54,8 @@ class PostprocessPlan:
 
     Attributes:
         threshold: probability threshold of the region outputs (:func:`probabilities_to_classes`).
+        et_min_mean_probability: :func:`relabel_unconfident_enhancing` on the network output, with the
+            threshold (:func:`classes_from_probabilities`; 0: off).
         min_component_voxels: :func:`remove_small_components` (0: off).
         largest_component: regions of which only the largest connected component is kept
             (:func:`keep_largest_components`), applied in the label set's region order.
@@ -62,6 +68,7 @@ class PostprocessPlan:
     largest_component: tuple[str, ...] = ()
     et_min_voxels: int = 0
     min_core_voxels: int = 0
+    et_min_mean_probability: float = 0.0
 
     @classmethod
     def from_params(cls, params: PostprocessParams) -> PostprocessPlan:
@@ -72,17 +79,19 @@ class PostprocessPlan:
             largest_component=tuple(params.largest_component),
             et_min_voxels=params.et_min_voxels,
             min_core_voxels=params.min_core_voxels,
+            et_min_mean_probability=params.et_min_mean_probability,
         )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PostprocessPlan:
-        """The inverse of :meth:`to_dict`. A plan written before ``min_core_voxels`` existed lacks it: 0.
+        """The inverse of :meth:`to_dict`. A plan written before ``min_core_voxels`` or
+        ``et_min_mean_probability`` existed lacks it: 0.
 
         Raises:
             ValueError: on a missing or unknown key, naming it.
         """
         required = {"threshold", "min_component_voxels", "largest_component", "et_min_voxels"}
-        keys = required | {"min_core_voxels"}
+        keys = required | {"min_core_voxels", "et_min_mean_probability"}
         if not required <= set(data) <= keys:
             raise ValueError(f"plan: keys {sorted(data)} are not {sorted(keys)}")
         return cls(
@@ -91,6 +100,7 @@ class PostprocessPlan:
             tuple(str(r) for r in data["largest_component"]),
             int(data["et_min_voxels"]),
             int(data.get("min_core_voxels", 0)),
+            float(data.get("et_min_mean_probability", 0.0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,11 +110,16 @@ class PostprocessPlan:
             "largest_component": list(self.largest_component),
             "et_min_voxels": self.et_min_voxels,
             "min_core_voxels": self.min_core_voxels,
+            "et_min_mean_probability": self.et_min_mean_probability,
         }
 
     def describe(self) -> str:
         """One line for logs and the report."""
         parts = [f"threshold {self.threshold:g}"]
+        if self.et_min_mean_probability:
+            parts.append(
+                f"ET components of mean probability below {self.et_min_mean_probability:g} relabelled NETC"
+            )
         if self.min_component_voxels:
             parts.append(f"components below {self.min_component_voxels} voxels removed")
         if self.min_core_voxels:
@@ -152,6 +167,51 @@ def probabilities_to_classes(
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
     return labels.decode(probs > threshold)
+
+
+def enhancing_probability(
+    probs: npt.NDArray[np.floating], target: str, labels: LabelSet = BRATS_2021
+) -> npt.NDArray[np.floating]:
+    """The ET channel of a network output ``(C, X, Y, Z)`` (:func:`probabilities_to_classes`): the ``ET``
+    training region's sigmoid for ``target="regions"``, the enhancing class's softmax for ``"classes"``.
+
+    Raises:
+        ValueError: the label set has no ET region or class, or ``probs`` has the wrong number of channels.
+    """
+    probs = np.asarray(probs)
+    n_channels = labels.n_outputs(target)
+    if probs.ndim < 2 or probs.shape[0] != n_channels:
+        raise ValueError(
+            f"probs must have shape ({n_channels}, *spatial) for target {target!r}, got {probs.shape}"
+        )
+    if target == "regions":
+        if "ET" not in labels.training_regions:
+            raise ValueError(f"label set {labels.name} has no ET training region")
+        return probs[labels.training_regions.index("ET")]
+    if ENHANCING not in labels.classes:
+        raise ValueError(f"label set {labels.name} has no enhancing-tumour class")
+    return probs[1 + labels.classes.index(ENHANCING)]
+
+
+def classes_from_probabilities(
+    probs: npt.NDArray[np.floating],
+    target: str,
+    plan: PostprocessPlan | PostprocessParams,
+    labels: LabelSet = BRATS_2021,
+) -> tuple[npt.NDArray[np.uint8], int]:
+    """The plan's steps that need the network output: :func:`probabilities_to_classes` at its threshold, then
+    :func:`relabel_unconfident_enhancing` at its ``et_min_mean_probability`` (0: off).
+
+    Returns:
+        ``(X, Y, Z)`` uint8 canonical classes and the number of ET components relabelled NETC.
+    """
+    plan = as_plan(plan)
+    classes = probabilities_to_classes(probs, target, plan.threshold, labels)
+    if not plan.et_min_mean_probability:
+        return classes, 0
+    et = enhancing_probability(probs, target, labels)
+    out, relabelled = relabel_unconfident_enhancing(classes, et, plan.et_min_mean_probability)
+    return out.astype(np.uint8, copy=False), relabelled
 
 
 def relabel_small_enhancing(

@@ -21,7 +21,7 @@ from torch import nn
 
 from bratseg.cache import CachedCase
 from bratseg.config import InferenceParams, PostprocessParams, model_params
-from bratseg.inference.postprocess import PostprocessPlan, as_plan, postprocess, probabilities_to_classes
+from bratseg.inference.postprocess import PostprocessPlan, as_plan, classes_from_probabilities, postprocess
 from bratseg.inference.sliding_window import sliding_window_predict
 from bratseg.io import Geometry, save_nifti
 from bratseg.labels import LabelSet, label_set
@@ -201,13 +201,14 @@ class Ensemble:
         self,
         image: npt.NDArray[np.floating[Any]],
         inference: InferenceParams,
-        threshold: float,
+        post: PostprocessPlan | PostprocessParams,
         amp: str = "none",
-    ) -> Classes:
-        """Classes (X, Y, Z) before any post-processing but the probability threshold."""
+    ) -> tuple[Classes, int]:
+        """Classes (X, Y, Z) after the post-processing steps that need the network output (the probability
+        threshold, the ET confidence: :func:`classes_from_probabilities`), and the number of ET components
+        relabelled NETC."""
         probs = self.probabilities(image, inference, amp)
-        classes = probabilities_to_classes(probs, self.meta["target"], threshold, self.labels)
-        return classes.astype(np.uint8, copy=False)
+        return classes_from_probabilities(probs, self.meta["target"], post, self.labels)
 
     def segment(
         self,
@@ -218,9 +219,9 @@ class Ensemble:
     ) -> tuple[Classes, dict[str, Any]]:
         """Post-processed classes (X, Y, Z) for a preprocessed image, and what post-processing did."""
         plan = as_plan(post)
-        raw = self.raw_classes(image, inference, plan.threshold, amp)
+        raw, unconfident = self.raw_classes(image, inference, plan, amp)
         classes, info = postprocess(raw, plan, self.labels)
-        return classes.astype(np.uint8, copy=False), dict(info)
+        return classes.astype(np.uint8, copy=False), {"et_unconfident_relabelled": unconfident, **info}
 
 
 def restore_original(classes: Classes, properties: dict[str, Any]) -> tuple[Classes, Geometry]:

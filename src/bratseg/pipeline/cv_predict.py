@@ -87,13 +87,16 @@ def run_cv_predict(
             case = cohort.case(case_id)
             if case.label() is None:
                 raise BratsegError(f"{case_id}: an out-of-fold case without a label")
-            classes = model.raw_classes(case.image(), params.inference, threshold, params.train.amp)
+            classes, _ = model.raw_classes(
+                case.image(), params.inference, params.postprocess, params.train.amp
+            )
             save_classes(tmp / f"{case_id}{SUFFIX}", classes)
             log.info("%s: %s out-of-fold prediction (%.1f s)", case_id, fold, time.perf_counter() - t0)
         index = {
             "fold": fold,
             "cases": list(cases),
             "threshold": threshold,
+            "et_min_mean_probability": params.postprocess.et_min_mean_probability,
             "model_sha256": sha256(model_file),
         }
         (tmp / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
