@@ -112,7 +112,11 @@ def test_bf16_autocast_forward_and_backward(
         loss = loss_fn(outputs, classes)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    non_finite = {n: int((~torch.isfinite(p.grad)).sum()) for n, p in model.named_parameters()
+                  if p.grad is not None and not torch.isfinite(p.grad).all()}
+    assert not missing, f"no gradient: {missing}"
+    assert not non_finite, f"non-finite gradient entries per parameter: {non_finite}"
 
 
 FAMILY: dict[str, dict[str, Any]] = {
